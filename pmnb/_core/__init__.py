@@ -1,0 +1,1 @@
+"""Compiled kernels (private): Cython wrappers over C loops. Use :mod:`pmnb.pricing`."""
