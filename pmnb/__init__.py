@@ -16,9 +16,9 @@ from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, Valida
 from pmnb.pricing import GREEKS, ImpliedVol, IVReason, greeks, implied_vol, price
 
 __all__ = [
-    "GREEKS",
     "ChainError",
     "DataError",
+    "GREEKS",
     "IVReason",
     "ImpliedVol",
     "PmnbError",

@@ -81,7 +81,8 @@ def voila_command(notebooks: Path, port: int) -> list[str]:
     exe = [voila] if voila else [sys.executable, "-m", "voila"]
     return exe + [str(notebooks), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
                   "--Voila.port_retries=0", "--strip_sources=True",
-                  "--show_tracebacks=False", "--theme=light"]
+                  "--show_tracebacks=False", "--theme=light",
+                  "--classic_tree=True"]
 
 
 def _dashboards(args: argparse.Namespace) -> int:

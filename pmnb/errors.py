@@ -56,7 +56,8 @@ class ValidationError(PmnbError, ValueError):
         T: row 0 has nan (2 bad rows in all); accepted: 0 <= T <= 100
         """
         more = f" ({n_bad} bad rows in all)" if n_bad > 1 else ""
-        return cls(f"{field}: row {row} has {value!r}{more}; accepted: {accepted}", field=field,
+        where = repr(row) if isinstance(row, str) else row
+        return cls(f"{field}: row {where} has {value!r}{more}; accepted: {accepted}", field=field,
                    row=row)
 
 

@@ -352,14 +352,14 @@ def greeks(S_or_F, K, T, sigma, r=0.0, q=0.0, *, option_type, model: str = "blac
     >>> c = pmnb.greeks(100_000.0, 110_000.0, 30 / 365, 0.55, option_type="call",
     ...                 settlement="inverse", greeks=("price", "delta"))
     >>> round(float(c["price"]), 6), round(float(c["delta"]), 6)
-    (0.024134, 0.225838)
+    (0.027647, 0.271932)
 
     Broadcasting: a strike ladder against one forward, per vol point and per day.
 
     >>> g = pmnb.greeks(100.0, [90.0, 100.0, 110.0], 0.5, 0.6, option_type="put",
     ...                 greeks=("vega", "theta"), units="desk")
     >>> g["vega"].round(4)
-    array([0.2535, 0.2792, 0.2745])
+    array([0.2537, 0.2758, 0.2821])
     """
     model_i = _choice("model", model, _MODELS)
     inverse = _choice("settlement", settlement, _SETTLEMENTS)
@@ -527,13 +527,14 @@ def implied_vol(price, S_or_F, K, T, r=0.0, q=0.0, *, option_type, model: str = 
 
     Deribit quotes inverse options in coin:
 
-    >>> pmnb.implied_vol(0.0241, 100_000.0, 110_000.0, 30 / 365, option_type="c",
-    ...                  price_unit="coin").round(4)
-    array(0.5497)
+    >>> iv = pmnb.implied_vol(0.0276, 100_000.0, 110_000.0, 30 / 365, option_type="c",
+    ...                       price_unit="coin")
+    >>> round(float(iv), 4)
+    0.5495
 
     Prices outside the bounds: raise, or NaN with a reason per row.
 
-    >>> res = pmnb.implied_vol([5.0, 25_000.0], 100_000.0, 80_000.0, 0.1, option_type="call",
+    >>> res = pmnb.implied_vol([5.0, 150_000.0], 100_000.0, 80_000.0, 0.1, option_type="call",
     ...                        errors="nan")
     >>> res.vol, [pmnb.IVReason(c).name for c in res.reason]
     (array([nan, nan]), ['BELOW_INTRINSIC', 'ABOVE_MAXIMUM'])

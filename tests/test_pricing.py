@@ -438,3 +438,90 @@ def test_build_info_names_the_isa_clone():
     info = pmnb.pricing.build_info()
     assert info["isa"] in {"x86-64-v4", "x86-64-v3", "default", "native"}
     assert "-ffast-math" in info["cflags"] and "-O3" in info["cflags"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Implied volatility
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["black76", "bsm"])
+def test_implied_vol_recovers_mpmath_prices(model, rng):
+    n = 1500
+    x = rng.uniform(1e3, 1e5, n)
+    K = x * np.exp(rng.uniform(np.log(0.3), np.log(3), n))
+    T = np.exp(rng.uniform(np.log(1 / 8760), np.log(5), n))
+    s = rng.uniform(0.05, 3.0, n)
+    r = rng.uniform(0, 0.05, n)
+    q = rng.uniform(0, 0.02, n) if model == "bsm" else np.zeros(n)
+    w = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    prices = np.array([float(mpr.usd_value(*a, model)) for a in zip(x, K, T, s, r, q, w)])
+    res = pmnb.implied_vol(prices, x, K, T, r, q, option_type=w, model=model, errors="nan")
+    F = x if model == "black76" else x * np.exp((r - q) * T)
+    otm_twin = prices - np.exp(-r * T) * np.maximum(w * (F - K), 0)
+    tradable = otm_twin >= 1e-4 * F
+    assert tradable.sum() > 300
+    assert np.all(res.reason[tradable] == pmnb.IVReason.OK)
+    assert np.abs(res.vol - s)[tradable].max() <= 1e-12
+    # coin prices give the same vols
+    coin = pmnb.implied_vol(prices / F, x, K, T, r, q, option_type=w, model=model,
+                            price_unit="coin", errors="nan")
+    np.testing.assert_allclose(coin.vol[tradable], res.vol[tradable], rtol=0, atol=1e-12)
+
+
+def test_implied_vol_round_trip_and_threads(rng):
+    n = 60_000
+    F = rng.uniform(2e4, 1.2e5, n)
+    K = F * np.exp(rng.uniform(np.log(0.5), np.log(2), n))
+    T = rng.integers(1, 731, n) / 365
+    s = rng.uniform(0.2, 1.5, n)
+    w = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    p = pmnb.price(F, K, T, s, option_type=w)
+    a = pmnb.implied_vol(p, F, K, T, option_type=w, errors="nan", n_threads=1)
+    b = pmnb.implied_vol(p, F, K, T, option_type=w, errors="nan", n_threads=2)
+    np.testing.assert_array_equal(a.vol, b.vol)
+    twin = p - np.maximum(w * (F - K), 0)
+    ok = twin >= 1e-4 * F
+    assert np.abs(a.vol - s)[ok].max() <= 1e-12
+
+
+def test_implied_vol_bounds_and_reasons():
+    F, K, T = 100_000.0, 80_000.0, 0.1
+    intrinsic = F - K
+    res = pmnb.implied_vol([intrinsic - 1.0, F + 1.0, intrinsic, 21_000.0], F, K, T,
+                           option_type="call", errors="nan")
+    assert [pmnb.IVReason(c) for c in res.reason] == [
+        pmnb.IVReason.BELOW_INTRINSIC, pmnb.IVReason.ABOVE_MAXIMUM, pmnb.IVReason.NO_TIME_VALUE,
+        pmnb.IVReason.OK]
+    assert np.isnan(res.vol[:2]).all() and res.vol[2] == 0.0 and 0 < res.vol[3] < 3
+    # a put above K is above its maximum
+    put = pmnb.implied_vol(K + 1.0, F, K, T, option_type="put", errors="nan")
+    assert put.reason == pmnb.IVReason.ABOVE_MAXIMUM
+    # raise (default) names the rows and the reason
+    with pytest.raises(pmnb.ValidationError) as ei:
+        pmnb.implied_vol([21_000.0, intrinsic - 1.0, F + 1.0], F, K, T, option_type="call")
+    msg = str(ei.value)
+    assert "2 row(s)" in msg and "first row 1 (BELOW_INTRINSIC" in msg and ei.value.rows == [1, 2]
+    # the tick rule: time value below one 0.0001-coin tick is not identifiable
+    tick = pmnb.implied_vol(intrinsic + 0.5, F, K, T, option_type="call", errors="nan",
+                            min_time_value=1e-4 * F)
+    assert tick.reason == pmnb.IVReason.BELOW_TICK and np.isnan(tick.vol)
+
+
+def test_implied_vol_validation():
+    with pytest.raises(pmnb.ValidationError, match=r"T: row 1 has 0.0"):
+        pmnb.implied_vol(10.0, 100.0, 100.0, [0.5, 0.0], option_type="call")
+    with pytest.raises(pmnb.ValidationError, match=r"price: row 0 has nan"):
+        pmnb.implied_vol([np.nan, 1.0], 100.0, 100.0, 0.5, option_type="call")
+    with pytest.raises(pmnb.ValidationError, match=r"price: row 1 has -1.0"):
+        pmnb.implied_vol([1.0, -1.0], 100.0, 100.0, 0.5, option_type="call")
+    with pytest.raises(pmnb.ValidationError, match="price_unit"):
+        pmnb.implied_vol(1.0, 100.0, 100.0, 0.5, option_type="call", price_unit="eur")
+    with pytest.raises(pmnb.ValidationError, match="errors"):
+        pmnb.implied_vol(1.0, 100.0, 100.0, 0.5, option_type="call", errors="ignore")
+    with pytest.raises(pmnb.ValidationError, match="min_time_value"):
+        pmnb.implied_vol(1.0, 100.0, 100.0, 0.5, option_type="call", min_time_value=-1)
+    with pytest.raises(pmnb.ValidationError, match="do not broadcast"):
+        pmnb.implied_vol([1.0, 2.0, 3.0], [100.0, 100.0], 100.0, 0.5, option_type="call")
+    # price broadcasting against scalar other inputs
+    v = pmnb.implied_vol([[5.0], [6.0]], 100.0, [100.0, 101.0], 0.5, option_type="call")
+    assert v.shape == (2, 2)

@@ -1,0 +1,67 @@
+"""README command 1 end to end (without a browser): `pmnb dashboards` serves the notebooks with
+Voila on 127.0.0.1, renders them on shipped data, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 120.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        assert resp.status == 200
+        return resp.read().decode()
+
+
+@pytest.mark.slow
+def test_pmnb_dashboards_serves_rendered_notebooks():
+    port = _free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "pmnb.cli", "dashboards", "--port", str(port),
+                             "--notebooks", str(ROOT / "notebooks")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    try:
+        first = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first, first
+        deadline = time.time() + 90
+        while True:
+            try:
+                tree = _get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.time() < deadline, "voila did not start"
+                time.sleep(0.5)
+        notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+        for name in notebooks:
+            assert name in tree
+        page = _get(f"http://127.0.0.1:{port}/voila/render/greeks_school.ipynb")
+        assert "median |mark error|" in page          # an output computed on shipped data
+        assert "pmnb.greeks(" not in page             # sources are stripped
+        assert "Traceback" not in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0, out
+    assert "pmnb dashboards: stopped" in out
