@@ -6,7 +6,8 @@ Two static libraries are compiled first and linked into the Cython extension:
   glibc's libmvec SIMD ``erfc/exp/log``; run-time ISA dispatch through ``target_clones`` inside the
   source. ``PMNB_NATIVE=1`` adds ``-march=native`` (local builds only; never the default).
 * ``pmnb_exact``: validation, the T = 0 / sigma = 0 limits and Let's Be Rational, compiled ``-O3``
-  without fast-math (NaN compares and Jaeckel's careful arithmetic must hold).
+  without fast-math (NaN compares and Jaeckel's careful arithmetic must hold); only
+  ``-fno-math-errno``, which lets ``sqrt`` inline and vectorize and changes no result.
 
 Nothing is ever *linked* with ``-ffast-math``: that would pull in crtfastmath.o, which turns on
 flush-to-zero for the whole Python process. libm is linked explicitly (libmvec comes with it).
@@ -21,7 +22,7 @@ from setuptools import Extension, setup
 CORE = "pmnb/_core"
 native = os.environ.get("PMNB_NATIVE", "") == "1"
 fast_flags = ["-O3", "-ffast-math", "-fPIC", "-fno-semantic-interposition"]
-exact_flags = ["-O3", "-fPIC", "-fno-fast-math"]
+exact_flags = ["-O3", "-fPIC", "-fno-fast-math", "-fno-math-errno"]
 macros = []
 if native:
     fast_flags.append("-march=native")

@@ -70,7 +70,7 @@ Time greeks (theta, charm, veta, color) are −∂/∂T: the change as calendar 
 
 Limits (T = 0 or σ = 0)
 -----------------------
-Rows with :math:`\sigma\sqrt T < 10^{-30}` take an exact path outside the fast-math loop: the value
+Rows with :math:`\sigma^2 T < 10^{-60}` take an exact path outside the fast-math loop: the value
 is the discounted forward intrinsic value :math:`e^{-rT}(w(F-K))^+` (coins: divided by F); ``delta``
 is the step :math:`w e^{(b-r)T}` in the money, 0 out of the money and half of it at ``F == K``;
 theta, rho and charm keep their deterministic (intrinsic) parts; every term carrying the normal
@@ -245,15 +245,25 @@ def _raise_bad(mask: int, flat: Sequence[np.ndarray], raw: Sequence[Any], shape,
                                             accepted=_ACCEPTED[name], n_bad=len(pos))
 
 
-def _prepare(x, K, T, sigma, r, q, option_type):
+def _broadcast_inputs(x, K, T, sigma, r, q, option_type):
     raw = (x, K, T, sigma, r, q, option_type)
     vals = [_as_float(n, v) for n, v in zip(_FIELDS[:-1], raw[:-1])]
     vals.append(_option_sign(option_type))
     shape, flat = _broadcast(_FIELDS, vals)
+    return raw, shape, flat
+
+
+def _check(raw, shape, flat) -> int:
+    """Validate every row (raising ValidationError); return the number of limit-path rows."""
     mask, n_limit = _kernels.check_inputs(*flat)
     if mask:
         _raise_bad(mask, flat, raw, shape, _labels(raw))
-    return shape, flat, n_limit, _labels(raw)
+    return n_limit
+
+
+def _prepare(x, K, T, sigma, r, q, option_type):
+    raw, shape, flat = _broadcast_inputs(x, K, T, sigma, r, q, option_type)
+    return shape, flat, _check(raw, shape, flat), _labels(raw)
 
 
 def _level(names: Sequence[str]) -> int:
@@ -262,15 +272,16 @@ def _level(names: Sequence[str]) -> int:
     return 1 if all(n in FIRST_ORDER for n in names) else 2
 
 
-def _run(model: int, inverse: int, level: int, flat: list[np.ndarray], n_limit: int,
+def _run(model: int, inverse: int, level: int, raw, shape, flat: list[np.ndarray],
          outs: tuple[np.ndarray, ...], n_threads: int) -> None:
-    n = flat[0].shape[0]
-    if n_limit == 0:
-        _kernels.greeks(model, inverse, level, *flat, outs, n_threads)
+    # fast path: validate and price in cache-sized blocks in one pass over memory
+    if _kernels.greeks_checked(model, inverse, level, *flat, outs, n_threads):
         return
+    n_limit = _check(raw, shape, flat)  # raises on a bad row
     with np.errstate(invalid="ignore"):
-        lim = flat[3] * np.sqrt(np.abs(flat[2])) < _SST_MIN
+        lim = flat[3] * flat[3] * flat[2] < _SST_MIN * _SST_MIN  # as in checks.c
     li, ri = np.flatnonzero(lim), np.flatnonzero(~lim)
+    assert len(li) == n_limit
     nout = len(outs)
     if len(ri):
         tmp = tuple(np.empty(len(ri)) for _ in range(nout))
@@ -281,7 +292,6 @@ def _run(model: int, inverse: int, level: int, flat: list[np.ndarray], n_limit: 
     _kernels.greeks_limit(model, inverse, level, *(a[li] for a in flat), tmp)
     for o, t in zip(outs, tmp):
         o[li] = t
-    assert n == len(li) + len(ri)
 
 
 def greeks(S_or_F, K, T, sigma, r=0.0, q=0.0, *, option_type, model: str = "black76",
@@ -373,7 +383,7 @@ def greeks(S_or_F, K, T, sigma, r=0.0, q=0.0, *, option_type, model: str = "blac
     if unknown or not names:
         raise ValidationError(f"greeks: unknown {unknown or 'empty selection'}; accepted: "
                               f"{', '.join(GREEKS)} or 'all'", field="greeks")
-    shape, flat, n_limit, _ = _prepare(S_or_F, K, T, sigma, r, q, option_type)
+    raw, shape, flat = _broadcast_inputs(S_or_F, K, T, sigma, r, q, option_type)
     n = flat[0].shape[0]
     need = set(names)
     deribit = units == "deribit"
@@ -394,7 +404,10 @@ def greeks(S_or_F, K, T, sigma, r=0.0, q=0.0, *, option_type, model: str = "blac
             bufs.append(target.reshape(-1))
         else:
             bufs.append(np.empty(n))
-    _run(model_i, kern_inverse, level, flat, n_limit, tuple(bufs), _threads(n_threads, n))
+    kmodel = model_i
+    if model_i == _MODELS["bsm"] and np.ndim(q) == 0 and _as_float("q", q) == 0.0:
+        kmodel = 2  # the bsm kernel specialised for q = 0: one exp fewer per row
+    _run(kmodel, kern_inverse, level, raw, shape, flat, tuple(bufs), _threads(n_threads, n))
     res = dict(zip(GREEKS[:nout], bufs))
     if deribit:
         _deribit_units(res, flat, inverse)

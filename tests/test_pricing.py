@@ -525,3 +525,24 @@ def test_implied_vol_validation():
     # price broadcasting against scalar other inputs
     v = pmnb.implied_vol([[5.0], [6.0]], 100.0, [100.0, 101.0], 0.5, option_type="call")
     assert v.shape == (2, 2)
+
+
+@pytest.mark.parametrize("settlement", ["linear", "inverse"])
+def test_bsm_zero_yield_kernel_matches_general_kernel(settlement, rng):
+    """A scalar q = 0 selects a specialised kernel (one exp fewer); it must agree with the general
+    kernel that reads q from an array, and with mpmath."""
+    n = 2000
+    S = rng.uniform(10, 1e5, n)
+    args = (S, S * np.exp(rng.uniform(-1, 1, n)), rng.uniform(0, 3, n), rng.uniform(0.05, 2, n),
+            rng.uniform(-0.02, 0.1, n))
+    kw = dict(option_type=np.where(rng.random(n) < 0.5, 1.0, -1.0), model="bsm",
+              settlement=settlement, greeks="all")
+    special = pmnb.greeks(*args, 0.0, **kw)
+    general = pmnb.greeks(*args, np.zeros(n), **kw)
+    for name in GREEKS:
+        scale = np.abs(general[name]).max()
+        assert_close(special[name], general[name], 1e-13, 1e-15 * scale, name)
+    one = mpr.all_greeks(S[0], args[1][0], args[2][0], args[3][0], args[4][0], 0.0,
+                         kw["option_type"][0], "bsm", settlement)
+    for name in GREEKS:
+        assert special[name][0] == pytest.approx(one[name], rel=1e-12, abs=1e-14 * abs(S[0]))

@@ -13,6 +13,9 @@ cdef extern from "kernel.h" nogil:
     void pmnb_greeks_limit(long n, int model, int inverse, int level, const double *x,
                            const double *K, const double *T, const double *sigma, const double *r,
                            const double *q, const double *w, double **out)
+    long pmnb_greeks_checked(long n, int model, int inverse, int level, const double *x,
+                             const double *K, const double *T, const double *sigma,
+                             const double *r, const double *q, const double *w, double **out)
     int pmnb_check_inputs(long n, const double *x, const double *K, const double *T,
                           const double *sigma, const double *r, const double *q, const double *w,
                           long *n_limit)
@@ -97,6 +100,45 @@ cdef void _run_chunk(long c, long nchunks, long n, int model, int inverse, int l
         cp[j] = ptrs[j] + lo if ptrs[j] != NULL else NULL
     pmnb_greeks(hi - lo, model, inverse, level, x + lo, K + lo, T + lo, sigma + lo, r + lo, q + lo,
                 w + lo, cp)
+
+
+def greeks_checked(int model, int inverse, int level,
+                   const double[::1] x, const double[::1] K, const double[::1] T,
+                   const double[::1] sigma, const double[::1] r, const double[::1] q,
+                   const double[::1] w, tuple outs, int n_threads):
+    """Validate and price in cache-sized blocks. Returns True when every row was valid and off
+    the limit path (all outputs written); False means: run the full check and the slow path."""
+    cdef long n = x.shape[0]
+    cdef double *ptrs[14]
+    cdef long c, nchunks, done = 0
+    cdef int nbad = 0
+    if n == 0:
+        return True
+    _fill_out(outs, level, n, ptrs, 0)
+    if n_threads <= 1:
+        with nogil:
+            done = pmnb_greeks_checked(n, model, inverse, level, &x[0], &K[0], &T[0], &sigma[0],
+                                       &r[0], &q[0], &w[0], ptrs)
+        return done == n
+    nchunks = n_threads
+    for c in prange(nchunks, nogil=True, num_threads=n_threads, schedule="static"):
+        nbad += 1 - _checked_chunk(c, nchunks, n, model, inverse, level, &x[0], &K[0], &T[0],
+                                   &sigma[0], &r[0], &q[0], &w[0], ptrs)
+    return nbad == 0
+
+
+cdef int _checked_chunk(long c, long nchunks, long n, int model, int inverse, int level,
+                         const double *x, const double *K, const double *T, const double *sigma,
+                         const double *r, const double *q, const double *w,
+                         double **ptrs) noexcept nogil:
+    cdef long lo = (n * c) // nchunks
+    cdef long hi = (n * (c + 1)) // nchunks
+    cdef double *cp[14]
+    cdef int j
+    for j in range(14):
+        cp[j] = ptrs[j] + lo if ptrs[j] != NULL else NULL
+    return pmnb_greeks_checked(hi - lo, model, inverse, level, x + lo, K + lo, T + lo, sigma + lo,
+                               r + lo, q + lo, w + lo, cp) == hi - lo
 
 
 def greeks_limit(int model, int inverse, int level,

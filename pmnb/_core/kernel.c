@@ -27,20 +27,21 @@ typedef double *__restrict__ dptr;
 typedef const double *__restrict__ cdptr;
 
 static inline __attribute__((always_inline)) void
-body(long n, const int b76, const int inv, const int level,
+body(long n, const int b76, const int q0, const int inv, const int level,
      cdptr x, cdptr K, cdptr T, cdptr sg, cdptr r, cdptr q, cdptr w,
      dptr o_p, dptr o_d, dptr o_g, dptr o_v, dptr o_t, dptr o_r,
      dptr o_va, dptr o_vo, dptr o_ch, dptr o_ve, dptr o_sp, dptr o_zo, dptr o_co, dptr o_ul)
 {
     for (long i = 0; i < n; i++) {
         const double S = x[i], k = K[i], t = T[i], s = sg[i], rr = r[i], ww = w[i];
-        const double qq = b76 ? rr : q[i];
+        const double qq = b76 ? rr : (q0 ? 0.0 : q[i]);
         const double b = rr - qq;                       /* carry; 0 for Black-76 */
         const double sqt = sqrt(t);
         const double sst = s * sqt;
+        const double isst = 1.0 / sst;
         const double DF = exp(-rr * t);
-        const double A = b76 ? DF : exp(-qq * t);       /* e^{(b-r)T} */
-        const double d1 = (log(S / k) + (b + 0.5 * s * s) * t) / sst;
+        const double A = b76 ? DF : (q0 ? 1.0 : exp(-qq * t));   /* e^{(b-r)T} */
+        const double d1 = (log(S / k) + (b + 0.5 * s * s) * t) * isst;
         const double d2 = d1 - sst;
         const double N1 = 0.5 * erfc(-ww * d1 * SQRT1_2);   /* N(w d1) */
         const double N2 = 0.5 * erfc(-ww * d2 * SQRT1_2);   /* N(w d2) */
@@ -50,21 +51,21 @@ body(long n, const int b76, const int inv, const int level,
         if (level >= 1) {
             n1 = exp(-0.5 * d1 * d1) * INV_SQRT_2PI;
             delta = ww * A * N1;
-            gamma = A * n1 / (S * sst);
+            gamma = A * n1 * isst / S;
             vega = SA * n1 * sqt;
-            theta = -SA * n1 * s / (2.0 * sqt) + qq * ww * SA * N1 - rr * ww * KD * N2;
+            theta = -0.5 * SA * n1 * s * s * isst + qq * ww * SA * N1 - rr * ww * KD * N2;
             rho = b76 ? -t * V : ww * KD * t * N2;
         }
         double vanna = 0, volga = 0, charm = 0, veta = 0, speed = 0, zomma = 0, color = 0, ultima = 0;
         if (level >= 2) {
-            const double dd1 = b / sst - d2 / (2.0 * t);   /* d(d1)/dT */
+            const double dd1 = b * isst - d2 / (2.0 * t);   /* d(d1)/dT */
             const double d12 = d1 * d2;
             vanna = -A * n1 * d2 / s;
             volga = vega * d12 / s;
             charm = qq * delta - A * n1 * dd1;     /* -(b-r) delta - A n d(d1)/dT, (b-r) = -q */
             color = -gamma * (-qq - d1 * dd1 - 0.5 / t);
             veta = -vega * (-qq - d1 * dd1 + 0.5 / t);
-            speed = -gamma / S * (1.0 + d1 / sst);
+            speed = -gamma / S * (1.0 + d1 * isst);
             zomma = gamma * (d12 - 1.0) / s;
             ultima = -vega / (s * s) * (d12 * (1.0 - d12) + d1 * d1 + d2 * d2);
         }
@@ -109,38 +110,47 @@ body(long n, const int b76, const int inv, const int level,
     }
 }
 
-#define KERNEL(name, B76, INV, LEVEL)                                                              \
+#define KERNEL(name, B76, Q0, INV, LEVEL)                                                          \
     PMNB_CLONES static void name(long n, cdptr x, cdptr K, cdptr T, cdptr s, cdptr r, cdptr q,     \
                                  cdptr w, double **o)                                            \
     {                                                                                              \
-        body(n, B76, INV, LEVEL, x, K, T, s, r, q, w, o[0], o[1], o[2], o[3], o[4], o[5], o[6],    \
-             o[7], o[8], o[9], o[10], o[11], o[12], o[13]);                                        \
+        body(n, B76, Q0, INV, LEVEL, x, K, T, s, r, q, w, o[0], o[1], o[2], o[3], o[4], o[5],      \
+             o[6], o[7], o[8], o[9], o[10], o[11], o[12], o[13]);                                  \
     }
 
-KERNEL(k_bsm_lin_0, 0, 0, 0)
-KERNEL(k_bsm_lin_1, 0, 0, 1)
-KERNEL(k_bsm_lin_2, 0, 0, 2)
-KERNEL(k_bsm_inv_0, 0, 1, 0)
-KERNEL(k_bsm_inv_1, 0, 1, 1)
-KERNEL(k_bsm_inv_2, 0, 1, 2)
-KERNEL(k_b76_lin_0, 1, 0, 0)
-KERNEL(k_b76_lin_1, 1, 0, 1)
-KERNEL(k_b76_lin_2, 1, 0, 2)
-KERNEL(k_b76_inv_0, 1, 1, 0)
-KERNEL(k_b76_inv_1, 1, 1, 1)
-KERNEL(k_b76_inv_2, 1, 1, 2)
+/* model 0: bsm; 1: black76; 2: bsm with q = 0 (one exp fewer per row) */
+KERNEL(k_bsm_lin_0, 0, 0, 0, 0)
+KERNEL(k_bsm_lin_1, 0, 0, 0, 1)
+KERNEL(k_bsm_lin_2, 0, 0, 0, 2)
+KERNEL(k_bsm_inv_0, 0, 0, 1, 0)
+KERNEL(k_bsm_inv_1, 0, 0, 1, 1)
+KERNEL(k_bsm_inv_2, 0, 0, 1, 2)
+KERNEL(k_b76_lin_0, 1, 0, 0, 0)
+KERNEL(k_b76_lin_1, 1, 0, 0, 1)
+KERNEL(k_b76_lin_2, 1, 0, 0, 2)
+KERNEL(k_b76_inv_0, 1, 0, 1, 0)
+KERNEL(k_b76_inv_1, 1, 0, 1, 1)
+KERNEL(k_b76_inv_2, 1, 0, 1, 2)
+KERNEL(k_bq0_lin_0, 0, 1, 0, 0)
+KERNEL(k_bq0_lin_1, 0, 1, 0, 1)
+KERNEL(k_bq0_lin_2, 0, 1, 0, 2)
+KERNEL(k_bq0_inv_0, 0, 1, 1, 0)
+KERNEL(k_bq0_inv_1, 0, 1, 1, 1)
+KERNEL(k_bq0_inv_2, 0, 1, 1, 2)
 
 typedef void (*kfn)(long, cdptr, cdptr, cdptr, cdptr, cdptr, cdptr, cdptr, double **);
-static const kfn KERNELS[2][2][3] = {
+static const kfn KERNELS[3][2][3] = {
     {{k_bsm_lin_0, k_bsm_lin_1, k_bsm_lin_2}, {k_bsm_inv_0, k_bsm_inv_1, k_bsm_inv_2}},
     {{k_b76_lin_0, k_b76_lin_1, k_b76_lin_2}, {k_b76_inv_0, k_b76_inv_1, k_b76_inv_2}},
+    {{k_bq0_lin_0, k_bq0_lin_1, k_bq0_lin_2}, {k_bq0_inv_0, k_bq0_inv_1, k_bq0_inv_2}},
 };
 
 void pmnb_greeks(long n, int model, int inverse, int level, const double *x, const double *K,
                  const double *T, const double *sigma, const double *r, const double *q,
                  const double *w, double **out)
 {
-    KERNELS[model != 0][inverse != 0][level](n, x, K, T, sigma, r, q, w, out);
+    KERNELS[model == 1 ? 1 : (model == 2 ? 2 : 0)][inverse != 0][level](n, x, K, T, sigma, r, q, w,
+                                                                      out);
 }
 
 #ifndef PMNB_FAST_CFLAGS

@@ -23,7 +23,8 @@ extern "C" {
 #define PMNB_SST_MIN 1e-30
 
 /* out[k] for k in 0..13: price delta gamma vega theta rho vanna volga charm veta speed zomma color ultima.
- * model: 0 = bsm (x = spot, carry b = r - q), 1 = black76 (x = forward, b = 0).
+ * model: 0 = bsm (x = spot, carry b = r - q), 1 = black76 (x = forward, b = 0),
+ *        2 = bsm with every q = 0 (the caller guarantees it; q is not read).
  * inverse: 0 = linear (USD), 1 = inverse (coin, V_coin = V_usd / F). */
 void pmnb_greeks(long n, int model, int inverse, int level,
                  const double *x, const double *K, const double *T, const double *sigma,
@@ -39,6 +40,12 @@ void pmnb_greeks_limit(long n, int model, int inverse, int level,
  * 6 w) and writes the number of limit-path rows into *n_limit. */
 int pmnb_check_inputs(long n, const double *x, const double *K, const double *T, const double *sigma,
                       const double *r, const double *q, const double *w, long *n_limit);
+
+/* Check and price block by block (in cache); returns n on success, else the start of the first
+ * block holding a bad or limit-path row (rows before it are priced, the rest untouched). */
+long pmnb_greeks_checked(long n, int model, int inverse, int level, const double *x,
+                         const double *K, const double *T, const double *sigma, const double *r,
+                         const double *q, const double *w, double **out);
 
 /* Which kernel clone the dispatcher picks on this CPU: "x86-64-v4", "x86-64-v3", "default" or "native". */
 const char *pmnb_isa(void);
