@@ -546,3 +546,26 @@ def test_bsm_zero_yield_kernel_matches_general_kernel(settlement, rng):
                          kw["option_type"][0], "bsm", settlement)
     for name in GREEKS:
         assert special[name][0] == pytest.approx(one[name], rel=1e-12, abs=1e-14 * abs(S[0]))
+
+
+def test_option_type_spellings_every_container():
+    pd = pytest.importorskip("pandas")
+    words = ["call", "Call", "CALL", "c", "C", "put", "Put", "PUT", "p", "P", "cal", "puts", "x", ""]
+    expect = [1, 1, 1, 1, 1, -1, -1, -1, -1, -1, 0, 0, 0, 0]
+    from pmnb.pricing import _option_sign
+
+    for container in (np.array(words), np.array(words, dtype=object), pd.Series(words),
+                      pd.Series(words, dtype="category"), pd.Series(words, dtype="string"),
+                      np.array(words, dtype="U8"), np.array(words, dtype=">U4")):
+        np.testing.assert_array_equal(_option_sign(container), expect, err_msg=str(container.dtype))
+    # unrecognised spellings are rejected with the row named
+    with pytest.raises(ValidationError, match=r"option_type: row 10 has 'cal'"):
+        pmnb.price(100.0, 100.0, 1.0, 0.5, option_type=np.array(words))
+
+
+def test_small_inputs_never_start_threads():
+    from pmnb.pricing import _threads
+
+    assert _threads(2, 1000) == 1 and _threads(None, 1000) == 1
+    assert _threads(2, 100_000) == 2 and _threads(1, 10**6) == 1
+    assert _threads(8, 50_000) == 2
