@@ -114,7 +114,15 @@ def _dashboards(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pmnb`` console script."""
+    """Entry point of the ``pmnb`` console script; returns the process exit code.
+
+    Errors are printed as one line naming what was wrong (exit code 2), never as a traceback.
+
+    Examples
+    --------
+    >>> main(["dashboards", "--port", "70000"])
+    2
+    """
     args = build_parser().parse_args(argv)
     try:
         if args.command == "dashboards":

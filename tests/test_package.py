@@ -109,3 +109,17 @@ def test_cli_busy_port_fails_clearly(capsys):
         port = s.getsockname()[1]
         assert main(["dashboards", "--port", str(port)]) == 2
     assert f"127.0.0.1:{port} is already in use" in capsys.readouterr().err
+
+
+def test_every_public_function_has_a_runnable_example():
+    import importlib
+    import inspect
+
+    missing = []
+    for modname in ("pmnb", "pmnb.pricing", "pmnb.errors", "pmnb.datasets", "pmnb.cli"):
+        mod = importlib.import_module(modname)
+        for name in getattr(mod, "__all__", []):
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj) and ">>> " not in (obj.__doc__ or ""):
+                missing.append(f"{modname}.{name}")
+    assert not missing, missing
