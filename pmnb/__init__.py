@@ -10,17 +10,20 @@ Examples
 7.965567
 """
 
-from pmnb import datasets, pricing
+from pmnb import datasets, market, pricing
 from pmnb._version import __version__
 from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, ValidationError
+from pmnb.market import ForwardCurve, Market
 from pmnb.pricing import GREEKS, ImpliedVol, IVReason, greeks, implied_vol, price
 
 __all__ = [
     "ChainError",
     "DataError",
+    "ForwardCurve",
     "GREEKS",
     "IVReason",
     "ImpliedVol",
+    "Market",
     "PmnbError",
     "StaleDataError",
     "ValidationError",
@@ -28,6 +31,7 @@ __all__ = [
     "datasets",
     "greeks",
     "implied_vol",
+    "market",
     "price",
     "pricing",
 ]
