@@ -2,7 +2,9 @@
 
 Two static libraries are compiled first and linked into the Cython extension:
 
-* ``pmnb_fastmath``: the hot greeks loops (``kernel.c``), compiled ``-O3 -ffast-math`` so gcc calls
+* ``pmnb_fastmath``: the hot greeks loops (``kernel.c``) and the SIMD implied-vol fast path
+  (``ivfast.c``, falling back to Let's Be Rational row by row where it cannot certify), compiled
+  ``-O3 -ffast-math`` so gcc calls
   glibc's libmvec SIMD ``erfc/exp/log``; run-time ISA dispatch through ``target_clones`` inside the
   source. ``PMNB_NATIVE=1`` adds ``-march=native`` (local builds only; never the default).
 * ``pmnb_exact``: validation, the T = 0 / sigma = 0 limits and Let's Be Rational, compiled ``-O3``
@@ -32,7 +34,7 @@ openmp = sys.platform.startswith("linux")
 
 flags_macro = ("PMNB_FAST_CFLAGS", '"' + " ".join(fast_flags) + '"')
 libraries = [
-    ("pmnb_fastmath", {"sources": [f"{CORE}/kernel.c"], "include_dirs": [CORE],
+    ("pmnb_fastmath", {"sources": [f"{CORE}/kernel.c", f"{CORE}/ivfast.c"], "include_dirs": [CORE],
                        "cflags": fast_flags, "macros": macros + [flags_macro]}),
     ("pmnb_exact", {"sources": [f"{CORE}/checks.c", f"{CORE}/lbr.c"], "include_dirs": [CORE],
                     "cflags": exact_flags, "macros": macros}),

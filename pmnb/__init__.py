@@ -10,9 +10,12 @@ Examples
 7.965567
 """
 
-from pmnb import datasets, market, pricing
+from pmnb import accessor, book, datasets, instruments, ledger, market, pricing  # accessor registers df.pm
 from pmnb._version import __version__
 from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, ValidationError
+from pmnb.book import read_positions, validate_positions
+from pmnb.instruments import Instrument, parse_symbol, parse_symbols
+from pmnb.ledger import positions_from_trades
 from pmnb.market import ForwardCurve, Market
 from pmnb.pricing import GREEKS, ImpliedVol, IVReason, greeks, implied_vol, price
 
@@ -23,15 +26,23 @@ __all__ = [
     "GREEKS",
     "IVReason",
     "ImpliedVol",
+    "Instrument",
     "Market",
     "PmnbError",
     "StaleDataError",
     "ValidationError",
     "__version__",
+    "book",
     "datasets",
     "greeks",
     "implied_vol",
+    "instruments",
     "market",
+    "parse_symbol",
+    "parse_symbols",
+    "positions_from_trades",
     "price",
     "pricing",
+    "read_positions",
+    "validate_positions",
 ]

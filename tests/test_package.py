@@ -116,7 +116,8 @@ def test_every_public_function_has_a_runnable_example():
     import inspect
 
     missing = []
-    for modname in ("pmnb", "pmnb.pricing", "pmnb.errors", "pmnb.datasets", "pmnb.cli"):
+    for modname in ("pmnb", "pmnb.pricing", "pmnb.errors", "pmnb.datasets", "pmnb.cli", "pmnb.market",
+                    "pmnb.book", "pmnb.instruments", "pmnb.ledger"):
         mod = importlib.import_module(modname)
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)

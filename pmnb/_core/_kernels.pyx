@@ -22,10 +22,9 @@ cdef extern from "kernel.h" nogil:
     const char *pmnb_isa()
     const char *pmnb_build_flags()
 
-cdef extern from "lbr.h" nogil:
-    void pmnb_lbr_implied_vol_array(long n, const double *price, const double *F, const double *K,
-                                    const double *T, const double *w, double *out_sigma,
-                                    int *out_code)
+cdef extern from "ivfast.h" nogil:
+    void pmnb_iv_fast_array(long n, const double *price, const double *F, const double *K,
+                            const double *T, const double *w, double *out_sigma, int *out_code)
 
 NOUT = 14
 
@@ -159,14 +158,15 @@ def greeks_limit(int model, int inverse, int level,
 def implied_vol(const double[::1] price, const double[::1] F, const double[::1] K,
                 const double[::1] T, const double[::1] w, double[::1] out, int[::1] code,
                 int n_threads):
-    """Let's Be Rational on undiscounted Black-76 prices; writes vols and reason codes."""
+    """Implied vols of undiscounted Black-76 prices (SIMD Householder fast path certified per
+    row, Let's Be Rational where it cannot certify); writes vols and reason codes."""
     cdef long n = price.shape[0]
     cdef long c, nchunks
     if n == 0:
         return
     if n_threads <= 1:
         with nogil:
-            pmnb_lbr_implied_vol_array(n, &price[0], &F[0], &K[0], &T[0], &w[0], &out[0], &code[0])
+            pmnb_iv_fast_array(n, &price[0], &F[0], &K[0], &T[0], &w[0], &out[0], &code[0])
         return
     nchunks = n_threads
     for c in prange(nchunks, nogil=True, num_threads=n_threads, schedule="static"):
@@ -178,5 +178,5 @@ cdef void _iv_chunk(long c, long nchunks, long n, const double *price, const dou
                     int *code) noexcept nogil:
     cdef long lo = (n * c) // nchunks
     cdef long hi = (n * (c + 1)) // nchunks
-    pmnb_lbr_implied_vol_array(hi - lo, price + lo, F + lo, K + lo, T + lo, w + lo, out + lo,
+    pmnb_iv_fast_array(hi - lo, price + lo, F + lo, K + lo, T + lo, w + lo, out + lo,
                                code + lo)

@@ -1,0 +1,480 @@
+"""The book: positions as a validated DataFrame, and their valuation and greeks by kind.
+
+One row per position. The schema (``POSITION_SCHEMA``) is documented column by column below;
+:func:`read_positions` turns a CSV/Parquet file or a DataFrame into a validated book, filling the
+structured fields from the venue symbol where they are missing (:mod:`pmnb.instruments`).
+
+======================  ==========================  ================================================
+column                  dtype                       meaning
+======================  ==========================  ================================================
+position_id             string (unique)             generated as ``P0000…`` when absent
+account                 string                      the venue account (margin runs per account)
+venue                   string                      deribit, binance, okx, hyperliquid, dydx, aave,
+                                                    uniswap
+symbol                  string                      the venue's instrument name
+kind                    category                    option, future, perpetual, spot,
+                                                    lending_supply, lending_borrow, lp
+underlying              string                      BTC, ETH, …
+quote                   string                      USD, USDT, USDC, …
+settlement              category                    inverse (coin-settled) or linear
+strike                  float64                     options only (USD per coin)
+expiry                  datetime64[ns, UTC]         options and futures; Deribit at 08:00 UTC
+option_type             category                    call / put (options only)
+size                    float64                     signed, in contracts (short < 0)
+contract_size           float64                     coins per contract (linear, options) or USD
+                                                    per contract (inverse futures/perpetuals)
+entry_price             float64                     average entry in the instrument's quote:
+                                                    USD (futures, linear options), coin per
+                                                    contract (inverse options); NaN if unknown
+isolated_margin         float64 (optional)          margin posted to an isolated position
+leverage                float64 (optional)          venue leverage setting
+settlement_price        float64 (optional)          settles an expired option/future to cash
+======================  ==========================  ================================================
+
+Valuation conventions (per position, ``q = size × contract_size``):
+
+* options: Black-76 on the market's forward for the expiry, the surface vol at the strike, the
+  market's USD rate (:mod:`pmnb.pricing`). ``value`` is the premium's worth: ``q × V`` in coin for
+  inverse options (``V = V_usd / F``), in USD for linear ones;
+* futures and perpetuals: ``value`` is the unrealised P&L against ``entry_price`` at the venue
+  mark (the market's ``mark:venue:symbol``; a future without one is marked at the curve's
+  forward and ``mark_source`` says so). Inverse (USD contracts): ``q × (1/entry − 1/mark)`` coin;
+  linear: ``q × (mark − entry)`` USD (Deribit, "Inverse Futures"; Binance USDⓈ-M "PnL");
+* spot: ``q × spot`` USD.
+
+Every value is given both in its settlement unit and in USD (coin × the market's index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pmnb import pricing
+from pmnb.errors import ValidationError
+
+__all__ = ["KINDS", "POSITION_SCHEMA", "position_greeks", "read_positions", "validate_positions",
+           "value_positions"]
+
+KINDS = ("option", "future", "perpetual", "spot", "lending_supply", "lending_borrow", "lp")
+_SETTLEMENTS = ("inverse", "linear")
+_OPTION_TYPES = ("call", "put")
+
+#: Column -> dtype of a validated book (optional columns are added as NaN when absent).
+POSITION_SCHEMA: dict[str, Any] = {
+    "position_id": "string", "account": "string", "venue": "string", "symbol": "string",
+    "kind": pd.CategoricalDtype(KINDS), "underlying": "string", "quote": "string",
+    "settlement": pd.CategoricalDtype(_SETTLEMENTS), "strike": "float64",
+    "expiry": "datetime64[ns, UTC]", "option_type": pd.CategoricalDtype(_OPTION_TYPES),
+    "size": "float64", "contract_size": "float64", "entry_price": "float64",
+    "isolated_margin": "float64", "leverage": "float64", "settlement_price": "float64",
+}
+_REQUIRED = ("account", "venue", "symbol", "size")
+_STRUCTURED = ("kind", "underlying", "quote", "settlement", "strike", "expiry", "option_type",
+               "contract_size")
+
+
+def _bad(field: str, frame: pd.DataFrame, mask: Any, accepted: str) -> None:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.any():
+        pos = np.flatnonzero(mask)
+        label = frame.index[pos[0]]
+        value = frame[field].iloc[pos[0]] if field in frame else None
+        if isinstance(value, (np.generic,)):
+            value = value.item()
+        raise ValidationError.for_field(field, row=label, value=value, accepted=accepted,
+                                        n_bad=len(pos))
+
+
+def _fill_structured(df: pd.DataFrame) -> pd.DataFrame:
+    """Fill kind/underlying/strike/... from venue symbols where the columns are absent or NaN."""
+    need = [c for c in _STRUCTURED if c not in df or df[c].isna().any()]
+    if not need:
+        return df
+    from pmnb import instruments  # same low layer: symbol grammar only
+
+    onchain = df["venue"].astype(str).str.lower().isin(("aave", "uniswap"))
+    if (~onchain).any():
+        parsed = instruments.parse_symbols(df.loc[~onchain, "symbol"], df.loc[~onchain, "venue"])
+        for c in need:
+            if c not in parsed:
+                continue
+            if c not in df:
+                df[c] = pd.Series(pd.NA, index=df.index, dtype=object)
+            col = df[c].astype(object)
+            fill = col.loc[~onchain].isna()
+            col.loc[fill[fill].index] = parsed.loc[fill[fill].index, c].astype(object)
+            df[c] = col
+    return df
+
+
+def validate_positions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate a positions frame and return a typed copy (the input is never modified).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per position with at least ``account``, ``venue``, ``symbol`` and ``size``;
+        structured fields missing from it are parsed from the venue symbols.
+
+    Returns
+    -------
+    DataFrame
+        Columns of :data:`POSITION_SCHEMA` (plus any extra columns of the input), same index.
+
+    Raises
+    ------
+    ValidationError
+        Naming the column, the row label and what is accepted: missing columns, duplicated
+        ``position_id``, unknown kind or settlement, non-finite size, non-positive contract size,
+        options without strike/expiry/type, futures without expiry.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> book = pd.DataFrame({"account": ["main"], "venue": ["deribit"],
+    ...                      "symbol": ["BTC-27MAR26-100000-C"], "size": [-5.0]})
+    >>> v = validate_positions(book)
+    >>> v.loc[0, ["position_id", "kind", "option_type", "settlement"]].tolist()
+    ['P0000', 'option', 'call', 'inverse']
+    >>> float(v.loc[0, "strike"])
+    100000.0
+    >>> str(v.loc[0, "expiry"])
+    '2026-03-27 08:00:00+00:00'
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError(f"positions: got {type(frame).__name__}; accepted: a DataFrame, "
+                              "or a CSV/Parquet path through read_positions", field="positions")
+    missing = [c for c in _REQUIRED if c not in frame]
+    if missing:
+        raise ValidationError(f"positions: missing column(s) {missing}; required: "
+                              f"{list(_REQUIRED)}", field=missing[0])
+    df = frame.copy()
+    for c in ("account", "venue", "symbol"):
+        _bad(c, df, df[c].isna() | (df[c].astype(str).str.strip() == ""), "a non-empty string")
+    if "position_id" not in df or df["position_id"].isna().all():
+        df["position_id"] = [f"P{i:04d}" for i in range(len(df))]
+    _bad("position_id", df, df["position_id"].isna(), "a non-empty id on every row")
+    _bad("position_id", df, df["position_id"].duplicated(keep="first"), "unique ids")
+    df = _fill_structured(df)
+    for c, dtype in POSITION_SCHEMA.items():
+        if c not in df:
+            df[c] = pd.Series(np.nan, index=df.index)
+        if c == "expiry":
+            try:
+                df[c] = pd.to_datetime(df[c], utc=True).astype(dtype)
+            except (TypeError, ValueError):
+                bad = pd.to_datetime(df[c], utc=True, errors="coerce").isna() & df[c].notna()
+                _bad(c, df, bad, "a UTC timestamp")
+        elif isinstance(dtype, pd.CategoricalDtype):
+            s = df[c].astype("string").str.lower()
+            _bad(c, df, s.notna() & ~s.isin(dtype.categories), f"one of {list(dtype.categories)}")
+            df[c] = s.astype(dtype)
+        elif dtype == "float64":
+            num = pd.to_numeric(df[c], errors="coerce")
+            _bad(c, df, num.isna() & df[c].notna(), "a number")
+            df[c] = num.astype("float64")
+        else:
+            df[c] = df[c].astype(dtype)
+    _bad("kind", df, df["kind"].isna(), f"one of {list(KINDS)}")
+    _bad("size", df, ~np.isfinite(df["size"].to_numpy()), "a finite signed number of contracts")
+    cs = df["contract_size"].to_numpy()
+    _bad("contract_size", df, ~(cs > 0), "finite, > 0")
+    is_opt = (df["kind"] == "option").to_numpy()
+    dated = is_opt | (df["kind"] == "future").to_numpy()
+    _bad("strike", df, is_opt & ~(df["strike"].to_numpy() > 0), "> 0 on option rows")
+    _bad("option_type", df, is_opt & df["option_type"].isna().to_numpy(), "call or put on options")
+    _bad("expiry", df, dated & df["expiry"].isna().to_numpy(), "a UTC expiry on options and futures")
+    _bad("settlement", df, df["settlement"].isna().to_numpy() & (df["kind"] != "spot").to_numpy(),
+         "inverse or linear")
+    ep = df["entry_price"].to_numpy()
+    _bad("entry_price", df, ~np.isnan(ep) & ~(ep > 0), "> 0, or NaN when unknown")
+    order = list(POSITION_SCHEMA) + [c for c in df.columns if c not in POSITION_SCHEMA]
+    return df[order]
+
+
+def read_positions(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """Read a book from CSV, Parquet or a DataFrame and validate it.
+
+    Examples
+    --------
+    >>> import io
+    >>> csv = io.StringIO("account,venue,symbol,size,entry_price\\n"
+    ...                   "hl,hyperliquid,BTC,0.5,87000\\n")
+    >>> read_positions(csv)[["kind", "settlement", "quote"]].iloc[0].tolist()
+    ['perpetual', 'linear', 'USD']
+    """
+    if isinstance(source, pd.DataFrame):
+        return validate_positions(source)
+    path = source
+    if isinstance(source, (str, Path)) and str(source).endswith((".parquet", ".pq")):
+        return validate_positions(pd.read_parquet(path))
+    return validate_positions(pd.read_csv(path))
+
+
+def _expiry_T(book: pd.DataFrame, market) -> np.ndarray:
+    T = np.full(len(book), np.nan)
+    has = book["expiry"].notna().to_numpy()
+    if has.any():
+        T[has] = (pd.DatetimeIndex(book["expiry"][has]) - market.timestamp).total_seconds() / (
+            365.0 * 86400.0)
+    return T
+
+
+def _per_underlying(book: pd.DataFrame, fn) -> np.ndarray:
+    out = np.full(len(book), np.nan)
+    for u, idx in book.groupby(book["underlying"].astype(str), sort=False).indices.items():
+        out[idx] = fn(u, idx)
+    return out
+
+
+def _check_expired(book: pd.DataFrame, T: np.ndarray) -> np.ndarray:
+    expired = np.nan_to_num(T, nan=1.0) < 0
+    unsettled = expired & book["settlement_price"].isna().to_numpy()
+    if unsettled.any():
+        i = int(np.flatnonzero(unsettled)[0])
+        raise ValidationError(
+            f"expiry: position {book['position_id'].iloc[i]!r} (row {book.index[i]!r}, "
+            f"{book['symbol'].iloc[i]}) expired at {book['expiry'].iloc[i]}, before the valuation "
+            "time; accepted: a settlement_price for expired positions, or remove them",
+            field="expiry", row=book.index[i])
+    return expired
+
+
+def _option_inputs(book: pd.DataFrame, market, idx: np.ndarray, T: np.ndarray):
+    sub = book.iloc[idx]
+    F = np.empty(len(idx))
+    sigma = np.empty(len(idx))
+    for u, j in sub.groupby(sub["underlying"].astype(str), sort=False).indices.items():
+        expiry = sub["expiry"].iloc[j]
+        F[j] = np.atleast_1d(market.forward(u, pd.DatetimeIndex(expiry)))
+        sigma[j] = market.vol(u, sub["strike"].to_numpy()[j], pd.DatetimeIndex(expiry))
+    return F, sub["strike"].to_numpy(), np.maximum(T[idx], 0.0), sigma
+
+
+def value_positions(book: pd.DataFrame, market) -> pd.DataFrame:
+    """Mark every position to the market (see the module docstring for each kind).
+
+    Parameters
+    ----------
+    book : DataFrame
+        A validated book (:func:`validate_positions`).
+    market : pmnb.Market
+
+    Returns
+    -------
+    DataFrame
+        Aligned to ``book.index``: ``price`` (model or venue mark per contract, in the quote),
+        ``mark_source``, ``value`` (in ``value_currency``), ``value_usd``, ``value_coin``,
+        ``unrealised_pnl`` (in ``value_currency``; options: against ``entry_price``).
+
+    Examples
+    --------
+    >>> import pandas as pd, pmnb
+    >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0}, vols={"BTC": 0.5},
+    ...                           marks={"deribit:BTC-PERPETUAL": 100_000.0})
+    >>> book = validate_positions(pd.DataFrame({
+    ...     "account": ["a", "a"], "venue": ["deribit", "deribit"],
+    ...     "symbol": ["BTC-PERPETUAL", "BTC-27MAR26-100000-P"], "size": [10_000.0, 2.0],
+    ...     "entry_price": [80_000.0, 0.05]}))
+    >>> v = value_positions(book, m)
+    >>> v[["value", "value_currency"]].round(6).values.tolist()
+    [[0.25, 'BTC'], [0.192053, 'BTC']]
+    """
+    T = _expiry_T(book, market)
+    expired = _check_expired(book, T)
+    n = len(book)
+    kind = book["kind"].astype(str).to_numpy()
+    inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
+    q = book["size"].to_numpy() * book["contract_size"].to_numpy()
+    spot = _per_underlying(book, lambda u, idx: market.spot(u))
+    price = np.full(n, np.nan)
+    source = np.full(n, "", dtype=object)
+    value = np.zeros(n)
+    entry = book["entry_price"].to_numpy()
+
+    opt = np.flatnonzero((kind == "option") & ~expired)
+    if len(opt):
+        F, K, Tt, sigma = _option_inputs(book, market, opt, T)
+        w = np.where(book["option_type"].to_numpy()[opt] == "call", 1.0, -1.0)
+        r = market.rate("USD")
+        for inv in (False, True):
+            j = inverse[opt] == inv
+            if j.any():
+                price[opt[j]] = pricing.price(F[j], K[j], Tt[j], sigma[j], r, option_type=w[j],
+                                              settlement="inverse" if inv else "linear")
+        source[opt] = "model: black76 on forward and surface vol"
+        value[opt] = q[opt] * price[opt]
+
+    settled = np.flatnonzero(expired)
+    if len(settled):
+        sp = book["settlement_price"].to_numpy()[settled]
+        k_ = book["kind"].astype(str).to_numpy()[settled]
+        K = book["strike"].to_numpy()[settled]
+        wv = np.where(book["option_type"].astype(str).to_numpy()[settled] == "call", 1.0, -1.0)
+        intrinsic = np.maximum(wv * (sp - K), 0.0)
+        px = np.where(k_ == "option", np.where(inverse[settled], intrinsic / sp, intrinsic), sp)
+        price[settled] = px
+        source[settled] = "settled at settlement_price"
+        value[settled] = np.where(k_ == "option", q[settled] * px, 0.0)
+
+    fut = np.flatnonzero(np.isin(kind, ("future", "perpetual")) & ~expired)
+    for i in fut:
+        venue, sym, u = book["venue"].iloc[i], book["symbol"].iloc[i], str(book["underlying"].iloc[i])
+        key = f"{venue}:{sym}"
+        if key in market.marks:
+            price[i], source[i] = market.marks[key], f"mark {key}"
+        elif kind[i] == "future":
+            price[i] = market.forward(u, book["expiry"].iloc[i])
+            source[i] = "model: forward curve (no venue mark)"
+        else:
+            raise ValidationError(f"market: no mark for perpetual {key!r} (position "
+                                  f"{book['position_id'].iloc[i]!r}); add it with "
+                                  "Market.with_marks", field="mark", row=book.index[i])
+    for idx in (fut, settled[np.isin(kind[settled], ("future", "perpetual"))]):
+        if len(idx):
+            e, p = entry[idx], price[idx]
+            _bad("entry_price", book.iloc[idx], np.isnan(e), "> 0 on futures and perpetuals")
+            value[idx] = np.where(inverse[idx], q[idx] * (1.0 / e - 1.0 / p), q[idx] * (p - e))
+
+    sp_idx = np.flatnonzero(kind == "spot")
+    price[sp_idx] = spot[sp_idx]
+    source[sp_idx] = "index"
+    value[sp_idx] = q[sp_idx] * spot[sp_idx]
+
+    other = np.flatnonzero(np.isin(kind, ("lending_supply", "lending_borrow", "lp")))
+    if len(other):
+        i = int(other[0])
+        raise ValidationError(f"kind: position {book['position_id'].iloc[i]!r} is "
+                              f"{kind[i]!r}; on-chain valuation is not available in this version",
+                              field="kind", row=book.index[i])
+
+    coin_valued = inverse & (kind != "spot")
+    value_usd = np.where(coin_valued, value * spot, value)
+    value_coin = np.where(coin_valued, value, value / spot)
+    currency = np.where(coin_valued, book["underlying"].astype(str).to_numpy(),
+                        book["quote"].astype(str).to_numpy())
+    upnl = value.copy()
+    opt_all = kind == "option"
+    upnl[opt_all] = np.where(np.isnan(entry[opt_all]), np.nan,
+                             q[opt_all] * (price[opt_all] - entry[opt_all]))
+    upnl[kind == "spot"] = np.where(np.isnan(entry[kind == "spot"]), np.nan,
+                                    q[kind == "spot"] * (spot[kind == "spot"] - entry[kind == "spot"]))
+    return pd.DataFrame({"price": price, "mark_source": source, "value": value,
+                         "value_currency": currency, "value_usd": value_usd,
+                         "value_coin": value_coin, "unrealised_pnl": upnl}, index=book.index)
+
+
+_GREEK_COLS = ("delta_coin", "delta_usd", "gamma", "gamma_1pct_usd", "vega", "theta", "vanna",
+               "volga")
+
+
+def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.DataFrame:
+    """Greeks of every position, scaled by size × contract size, aligned to ``book.index``.
+
+    Deltas are taken with respect to each position's own forward (the future of its expiry), as
+    Deribit reports them; a perpetual or spot position's forward is the index.
+    ``delta_coin`` is the position's exposure in coins of its underlying: Black delta × q for
+    linear options, the coin (net transactional) delta for inverse options (it includes the
+    premium's own exposure), q for linear futures/perps and spot, and ``q / mark`` for inverse
+    futures/perps (USD contracts). ``delta_usd = delta_coin × spot`` (cash delta);
+    ``gamma`` is coins per USD, ``gamma_1pct_usd`` the change of the cash delta for a 1% move
+    (``gamma × S² / 100``). ``vega``/``theta`` are in the value currency of the position, per vol
+    point and per calendar day with ``units="desk"`` (per 1.00 and per year with ``"raw"``).
+
+    Examples
+    --------
+    >>> import pandas as pd, pmnb
+    >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0}, vols={"BTC": 0.5})
+    >>> book = validate_positions(pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+    ...     "symbol": ["BTC-27MAR26-100000-C"], "size": [1.0]}))
+    >>> g = position_greeks(book, m)
+    >>> round(float(g.loc[0, "delta_coin"]), 4), round(float(g.loc[0, "vega"]), 6)
+    (0.452, 0.001911)
+    """
+    pricing._choice("units", units, ("raw", "desk"))
+    T = _expiry_T(book, market)
+    expired = _check_expired(book, T)
+    n = len(book)
+    kind = book["kind"].astype(str).to_numpy()
+    inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
+    q = book["size"].to_numpy() * book["contract_size"].to_numpy()
+    spot = _per_underlying(book, lambda u, idx: market.spot(u))
+    out = {c: np.zeros(n) for c in _GREEK_COLS}
+    opt = np.flatnonzero((kind == "option") & ~expired)
+    if len(opt):
+        F, K, Tt, sigma = _option_inputs(book, market, opt, T)
+        w = np.where(book["option_type"].to_numpy()[opt] == "call", 1.0, -1.0)
+        r = market.rate("USD")
+        names = ("delta", "gamma", "vega", "theta", "vanna", "volga")
+        for inv in (False, True):
+            j = inverse[opt] == inv
+            if not j.any():
+                continue
+            g = pricing.greeks(F[j], K[j], Tt[j], sigma[j], r, option_type=w[j],
+                               settlement="inverse" if inv else "linear", greeks=names,
+                               units=units)
+            rows = opt[j]
+            out["delta_coin"][rows] = q[rows] * g["delta"]
+            out["gamma"][rows] = q[rows] * g["gamma"]
+            out["vega"][rows] = q[rows] * g["vega"]
+            out["theta"][rows] = q[rows] * g["theta"]
+            out["vanna"][rows] = q[rows] * g["vanna"]
+            out["volga"][rows] = q[rows] * g["volga"]
+    lin = np.flatnonzero(np.isin(kind, ("future", "perpetual", "spot")) & ~inverse & ~expired)
+    out["delta_coin"][lin] = q[lin]
+    invf = np.flatnonzero(np.isin(kind, ("future", "perpetual")) & inverse & ~expired)
+    if len(invf):
+        marks = value_positions(book.iloc[invf], market)["price"].to_numpy()
+        out["delta_coin"][invf] = q[invf] / marks
+        # coin P&L q (1/e - 1/F): its coin delta F d/dF = q/F changes by -q/F^2 per USD
+        out["gamma"][invf] = -q[invf] / marks**2
+    other = np.flatnonzero(np.isin(kind, ("lending_supply", "lending_borrow", "lp")))
+    if len(other):
+        i = int(other[0])
+        raise ValidationError(f"kind: position {book['position_id'].iloc[i]!r} is {kind[i]!r}; "
+                              "on-chain greeks are not available in this version", field="kind",
+                              row=book.index[i])
+    out["delta_usd"] = out["delta_coin"] * spot
+    out["gamma_1pct_usd"] = out["gamma"] * spot * spot / 100.0
+    res = pd.DataFrame(out, index=book.index)
+    res["greeks_currency"] = np.where(inverse & (kind != "spot"),
+                                      book["underlying"].astype(str).to_numpy(),
+                                      book["quote"].astype(str).to_numpy())
+    return res
+
+
+def exposures(book: pd.DataFrame, market, by: Sequence[str] = ("underlying", "expiry"), *,
+              units: str = "desk") -> pd.DataFrame:
+    """Net greeks summed by groups of the book (e.g. underlying and expiry).
+
+    Returns delta in coins and USD (cash delta), gamma and gamma per 1% in USD, and vega/theta
+    in USD (coin amounts converted at the index), one row per group.
+
+    Examples
+    --------
+    >>> import pandas as pd, pmnb
+    >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0}, vols={"BTC": 0.5},
+    ...                           marks={"binance:BTCUSDT": 100_000.0})
+    >>> book = validate_positions(pd.DataFrame({"account": ["a", "b"],
+    ...     "venue": ["deribit", "binance"], "symbol": ["BTC-27MAR26-100000-C", "BTCUSDT"],
+    ...     "size": [10.0, -4.0], "entry_price": [0.05, 95_000.0]}))
+    >>> exposures(book, m, by=["underlying"])["delta_coin"].round(3).tolist()
+    [0.52]
+    """
+    g = position_greeks(book, market, units=units)
+    spot = _per_underlying(book, lambda u, idx: market.spot(u))
+    coin = (g["greeks_currency"].to_numpy() == book["underlying"].astype(str).to_numpy())
+    frame = pd.DataFrame({
+        "delta_coin": g["delta_coin"], "delta_usd": g["delta_usd"],
+        "gamma": g["gamma"], "gamma_1pct_usd": g["gamma_1pct_usd"],
+        "vega_usd": np.where(coin, g["vega"] * spot, g["vega"]),
+        "theta_usd": np.where(coin, g["theta"] * spot, g["theta"]),
+    }, index=book.index)
+    keys = [book[k] if k != "expiry" else book[k].astype(object).where(book[k].notna(), "none")
+            for k in by]
+    return frame.groupby(keys, observed=True, sort=True).sum()
