@@ -1,0 +1,145 @@
+"""pmnb.book and the df.pm accessor: schema validation, valuation by kind, greeks, exposures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pmnb
+from pmnb import ValidationError
+from pmnb.book import exposures, position_greeks, validate_positions, value_positions
+
+T0 = "2026-01-01T08:00Z"
+
+
+@pytest.fixture
+def market():
+    return pmnb.Market.from_dict(
+        T0, spots={"BTC": 100_000.0, "ETH": 3_000.0},
+        forwards={"BTC": {"2026-03-27T08:00Z": 101_000.0}, "ETH": {"2026-03-27T08:00Z": 3_030.0}},
+        vols={"BTC": 0.5, "ETH": 0.7},
+        marks={"deribit:BTC-PERPETUAL": 100_050.0, "binance:BTCUSDT": 100_020.0,
+               "hyperliquid:ETH": 3_001.0})
+
+
+@pytest.fixture
+def book():
+    return pd.DataFrame({
+        "position_id": ["opt_c", "opt_p", "perp_inv", "perp_lin", "hl", "fut"],
+        "account": ["dpm", "dpm", "dpm", "bin", "hl", "dsm"],
+        "venue": ["deribit", "deribit", "deribit", "binance", "hyperliquid", "deribit"],
+        "symbol": ["BTC-27MAR26-110000-C", "ETH-27MAR26-2500-P", "BTC-PERPETUAL", "BTCUSDT", "ETH",
+                   "BTC-27MAR26"],
+        "size": [-3.0, 20.0, 5_000.0, -0.8, 4.0, -2_000.0],
+        "entry_price": [0.04, 0.02, 95_000.0, 98_000.0, 2_900.0, 99_000.0],
+    }, index=["a", "b", "c", "d", "e", "f"])
+
+
+def test_validation_fills_structured_fields_and_keeps_the_index(book):
+    v = validate_positions(book)
+    assert list(v.index) == list(book.index)
+    assert v.loc["a", "kind"] == "option" and v.loc["a", "settlement"] == "inverse"
+    assert v.loc["d", "settlement"] == "linear" and v.loc["d", "contract_size"] == 1.0
+    assert v.loc["c", "contract_size"] == 10.0  # Deribit BTC perpetual: 10 USD contracts
+    assert str(v["expiry"].dtype) == "datetime64[ns, UTC]"
+    assert book.columns.tolist()[0] == "position_id"  # input untouched
+
+
+def test_values_by_kind_match_hand_formulas(book, market):
+    v = value_positions(validate_positions(book), market)
+    T = (pd.Timestamp("2026-03-27T08:00Z") - pd.Timestamp(T0)).total_seconds() / (365 * 86400)
+    call = pmnb.price(101_000.0, 110_000.0, T, 0.5, option_type="call", settlement="inverse")
+    assert v.loc["a", "value"] == pytest.approx(-3 * float(call), rel=1e-14)
+    assert v.loc["a", "value_currency"] == "BTC"
+    assert v.loc["a", "value_usd"] == pytest.approx(-3 * float(call) * 100_000.0, rel=1e-14)
+    put = pmnb.price(3_030.0, 2_500.0, T, 0.7, option_type="put", settlement="inverse")
+    assert v.loc["b", "unrealised_pnl"] == pytest.approx(20 * (float(put) - 0.02), rel=1e-13)
+    # inverse perpetual: 5,000 contracts x 10 USD, coin P&L = q (1/entry - 1/mark)
+    assert v.loc["c", "value"] == pytest.approx(50_000 * (1 / 95_000 - 1 / 100_050), rel=1e-14)
+    # linear perpetual: q (mark - entry) USDT
+    assert v.loc["d", "value"] == pytest.approx(-0.8 * (100_020 - 98_000), rel=1e-14)
+    assert v.loc["e", "value_usd"] == pytest.approx(4 * (3_001 - 2_900), rel=1e-14)
+    # a future without a venue mark is marked at the curve's forward, and says so
+    assert v.loc["f", "price"] == pytest.approx(101_000.0, rel=1e-14)
+    assert "forward curve" in v.loc["f", "mark_source"]
+
+
+def test_exposures_summed_by_hand(book, market):
+    g = position_greeks(validate_positions(book), market)
+    e = exposures(validate_positions(book), market, by=["underlying"])
+    btc = ["a", "c", "d", "f"]
+    assert e.loc["BTC", "delta_coin"] == pytest.approx(g.loc[btc, "delta_coin"].sum(), rel=1e-14)
+    # inverse perpetual: q / mark coins; linear: q coins
+    assert g.loc["c", "delta_coin"] == pytest.approx(50_000 / 100_050, rel=1e-14)
+    assert g.loc["d", "delta_coin"] == -0.8
+    T = (pd.Timestamp("2026-03-27T08:00Z") - pd.Timestamp(T0)).total_seconds() / (365 * 86400)
+    ref = pmnb.greeks(101_000.0, 110_000.0, T, 0.5, option_type="call", settlement="inverse",
+                      greeks=("delta", "vega"), units="desk")
+    assert g.loc["a", "delta_coin"] == pytest.approx(-3 * float(ref["delta"]), rel=1e-14)
+    assert g.loc["a", "vega"] == pytest.approx(-3 * float(ref["vega"]), rel=1e-14)
+    assert e.loc["BTC", "vega_usd"] == pytest.approx(-3 * float(ref["vega"]) * 100_000, rel=1e-13)
+    assert e.loc["ETH", "delta_usd"] == pytest.approx(
+        g.loc[["b", "e"], "delta_coin"].sum() * 3_000.0, rel=1e-14)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fixtures are read-only
+@given(split=st.lists(st.booleans(), min_size=6, max_size=6))
+def test_exposures_of_a_book_equal_the_sum_over_its_parts(split, book, market):
+    mask = np.array(split)
+    whole = exposures(validate_positions(book), market, by=["underlying"])
+    parts = [exposures(validate_positions(book[m]), market, by=["underlying"])
+             for m in (mask, ~mask) if m.any()]
+    total = sum(p.reindex(whole.index, fill_value=0.0) for p in parts)
+    pd.testing.assert_frame_equal(total, whole, rtol=1e-12, atol=1e-9)
+
+
+def test_accessor_matches_functions(book, market):
+    assert book.pm.value(market).equals(value_positions(validate_positions(book), market))
+    pd.testing.assert_frame_equal(book.pm.greeks(market),
+                                  position_greeks(validate_positions(book), market))
+    assert list(book.pm.exposures(market).index.names) == ["underlying", "expiry"]
+
+
+def test_expired_positions_need_a_settlement_price(book, market):
+    late = market.__class__.from_dict("2026-04-01T00:00Z", spots=dict(market.spots),
+                                      vols={"BTC": 0.5, "ETH": 0.7},
+                                      marks=dict(market.marks))
+    with pytest.raises(ValidationError, match=r"expiry: position 'opt_c' \(row 'a'"):
+        book.pm.value(late)
+    settled = book.assign(settlement_price=[104_000.0, 2_400.0, np.nan, np.nan, np.nan, 104_000.0])
+    v = settled.pm.value(late)
+    assert v.loc["a", "value"] == 0.0                                    # call expired OTM
+    assert v.loc["b", "value"] == pytest.approx(20 * (2_500 - 2_400) / 2_400)  # coin intrinsic
+    assert v.loc["f", "value"] == pytest.approx(-20_000 * (1 / 99_000 - 1 / 104_000))
+    assert (v.loc[["a", "b", "f"], "mark_source"] == "settled at settlement_price").all()
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda b: b.assign(symbol=["BTC-27MAR26-110000-X"] + list(b.symbol[1:])), r"symbol: row 'a'"),
+    (lambda b: b.assign(position_id=["x", "x", "y", "z", "w", "v"]), r"position_id: row 'b'"),
+    (lambda b: b.assign(contract_size=[1, 1, -10, 1, 1, 10]), r"contract_size: row 'c'"),
+    (lambda b: b.assign(size=[1, np.nan, 1, 1, 1, 1]), r"size: row 'b'"),
+    (lambda b: b.assign(entry_price=[0.04, 0.02, -1.0, 1, 1, 1]), r"entry_price: row 'c'"),
+    (lambda b: b.assign(kind=["option", "option", "swap", None, None, None]), r"kind: row 'c'"),
+    (lambda b: b.drop(columns="venue"), r"missing column"),
+    (lambda b: b.assign(account=["dpm", "", "dpm", "bin", "hl", "dsm"]), r"account: row 'b'"),
+])
+def test_bad_books_raise_clear_errors(change, match, book):
+    with pytest.raises(ValidationError, match=match):
+        validate_positions(change(book))
+
+
+def test_missing_market_data_and_marks_are_named(book, market):
+    bare = pmnb.Market.from_dict(T0, spots={"BTC": 100_000.0, "ETH": 3_000.0},
+                                 vols={"BTC": 0.5, "ETH": 0.7})
+    with pytest.raises(ValidationError, match=r"no mark for perpetual 'deribit:BTC-PERPETUAL'"):
+        book.pm.value(bare)
+    novol = pmnb.Market.from_dict(T0, spots={"BTC": 1e5, "ETH": 3e3}, marks=dict(market.marks))
+    with pytest.raises(ValidationError, match="market: no vol for 'BTC'"):
+        book.pm.greeks(novol)
+    with pytest.raises(ValidationError, match=r"entry_price: row 'd'"):
+        book.assign(entry_price=[0.04, 0.02, 95_000.0, np.nan, 2_900.0, 99_000.0]).pm.value(market)
