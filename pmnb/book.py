@@ -57,7 +57,8 @@ import pandas as pd
 from pmnb import pricing
 from pmnb.errors import ValidationError
 
-__all__ = ["KINDS", "POSITION_SCHEMA", "position_greeks", "read_positions", "validate_positions",
+__all__ = ["ACCOUNT_SCHEMA", "COLLATERAL_SCHEMA", "KINDS", "POSITION_SCHEMA", "exposures",
+           "position_greeks", "read_positions", "validate_accounts", "validate_positions",
            "value_positions"]
 
 KINDS = ("option", "future", "perpetual", "spot", "lending_supply", "lending_borrow", "lp")
@@ -90,6 +91,93 @@ def _bad(field: str, frame: pd.DataFrame, mask: Any, accepted: str) -> None:
                                         n_bad=len(pos))
 
 
+MARGIN_MODES = ("cross", "isolated", "portfolio")
+POSITION_MODES = ("one-way", "hedge")
+
+#: One row per venue account; margin models run per account (not per venue).
+ACCOUNT_SCHEMA: dict[str, Any] = {
+    "account": "string", "venue": "string", "margin_mode": pd.CategoricalDtype(MARGIN_MODES),
+    "position_mode": pd.CategoricalDtype(POSITION_MODES), "fee_tier": "string",
+    "settlement_currency": "string",
+}
+#: Collateral in long format: one row per (account, asset) wallet balance, in units of the asset.
+COLLATERAL_SCHEMA: dict[str, Any] = {"account": "string", "asset": "string", "balance": "float64"}
+
+
+def validate_accounts(accounts: pd.DataFrame, collateral: pd.DataFrame | None = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate the accounts frame and the long-format collateral balances.
+
+    ``accounts`` columns (:data:`ACCOUNT_SCHEMA`): ``account`` (unique), ``venue``,
+    ``margin_mode`` (cross / isolated / portfolio), ``position_mode`` (one-way / hedge),
+    ``fee_tier``, ``settlement_currency``. ``collateral`` columns (:data:`COLLATERAL_SCHEMA`):
+    ``account``, ``asset``, ``balance`` (wallet balance in the asset's units, e.g. BTC or USDT;
+    negative only for a borrowed balance), one row per (account, asset).
+
+    Returns
+    -------
+    (accounts, collateral)
+        Typed copies; ``collateral`` is empty when not given.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> acc, col = validate_accounts(
+    ...     pd.DataFrame({"account": ["pm"], "venue": ["deribit"], "margin_mode": ["portfolio"],
+    ...                   "position_mode": ["one-way"], "fee_tier": ["1"],
+    ...                   "settlement_currency": ["BTC"]}),
+    ...     pd.DataFrame({"account": ["pm"], "asset": ["BTC"], "balance": [2.5]}))
+    >>> acc["margin_mode"].tolist(), float(col["balance"].sum())
+    (['portfolio'], 2.5)
+    """
+    for name, frame, schema in (("accounts", accounts, ACCOUNT_SCHEMA),
+                                ("collateral", collateral, COLLATERAL_SCHEMA)):
+        if frame is None:
+            continue
+        if not isinstance(frame, pd.DataFrame):
+            raise ValidationError(f"{name}: got {type(frame).__name__}; accepted: a DataFrame",
+                                  field=name)
+        missing = [c for c in schema if c not in frame]
+        if missing:
+            raise ValidationError(f"{name}: missing column(s) {missing}; required: {list(schema)}",
+                                  field=missing[0])
+    acc = accounts.copy()
+    _bad("account", acc, acc["account"].isna() | (acc["account"].astype(str).str.strip() == ""),
+         "a non-empty account name")
+    _bad("account", acc, acc["account"].duplicated(), "one row per account")
+    for c, dtype in ACCOUNT_SCHEMA.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            v = acc[c].astype("string").str.lower()
+            _bad(c, acc, ~v.isin(dtype.categories).fillna(False).astype(bool),
+                 f"one of {list(dtype.categories)}")
+            acc[c] = v.astype(dtype)
+        else:
+            acc[c] = acc[c].astype(dtype)
+    _bad("venue", acc, acc["venue"].isna(), "a venue name")
+    if collateral is None:
+        col = pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLLATERAL_SCHEMA.items()})
+    else:
+        col = collateral.copy()
+        col["balance"] = pd.to_numeric(col["balance"], errors="coerce")
+        _bad("balance", col, ~np.isfinite(col["balance"].to_numpy(dtype=float)), "a finite number")
+        col = col.astype(COLLATERAL_SCHEMA)
+        _bad("account", col, ~col["account"].isin(acc["account"]).to_numpy(dtype=bool),
+             f"an account of the accounts frame ({sorted(acc['account'].astype(str))})")
+        _bad("asset", col, col.duplicated(["account", "asset"]).to_numpy(), "one row per "
+             "(account, asset)")
+    return acc, col
+
+
+def _check_accounts(df: pd.DataFrame, accounts: pd.DataFrame) -> None:
+    acc, _ = validate_accounts(accounts)
+    known = acc.set_index("account")["venue"].astype(str)
+    _bad("account", df, ~df["account"].isin(known.index).to_numpy(dtype=bool),
+         f"an account of the accounts frame ({sorted(known.index.astype(str))})")
+    venue = known.reindex(df["account"].astype(str)).to_numpy()
+    _bad("venue", df, venue != df["venue"].astype(str).to_numpy(),
+         "the venue of the position's account in the accounts frame")
+
+
 def _fill_structured(df: pd.DataFrame) -> pd.DataFrame:
     """Fill kind/underlying/strike/... from venue symbols where the columns are absent or NaN."""
     need = [c for c in _STRUCTURED if c not in df or df[c].isna().any()]
@@ -112,7 +200,7 @@ def _fill_structured(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def validate_positions(frame: pd.DataFrame) -> pd.DataFrame:
+def validate_positions(frame: pd.DataFrame, accounts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Validate a positions frame and return a typed copy (the input is never modified).
 
     Parameters
@@ -120,6 +208,9 @@ def validate_positions(frame: pd.DataFrame) -> pd.DataFrame:
     frame : DataFrame
         One row per position with at least ``account``, ``venue``, ``symbol`` and ``size``;
         structured fields missing from it are parsed from the venue symbols.
+    accounts : DataFrame, optional
+        When given (:func:`validate_accounts`), every position's account must be one of its rows
+        and carry that account's venue.
 
     Returns
     -------
@@ -160,6 +251,8 @@ def validate_positions(frame: pd.DataFrame) -> pd.DataFrame:
         df["position_id"] = [f"P{i:04d}" for i in range(len(df))]
     _bad("position_id", df, df["position_id"].isna(), "a non-empty id on every row")
     _bad("position_id", df, df["position_id"].duplicated(keep="first"), "unique ids")
+    if accounts is not None:
+        _check_accounts(df, accounts)
     df = _fill_structured(df)
     for c, dtype in POSITION_SCHEMA.items():
         if c not in df:
@@ -197,7 +290,8 @@ def validate_positions(frame: pd.DataFrame) -> pd.DataFrame:
     return df[order]
 
 
-def read_positions(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+def read_positions(source: str | Path | pd.DataFrame,
+                   accounts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Read a book from CSV, Parquet or a DataFrame and validate it.
 
     Examples
@@ -209,11 +303,10 @@ def read_positions(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     ['perpetual', 'linear', 'USD']
     """
     if isinstance(source, pd.DataFrame):
-        return validate_positions(source)
-    path = source
+        return validate_positions(source, accounts)
     if isinstance(source, (str, Path)) and str(source).endswith((".parquet", ".pq")):
-        return validate_positions(pd.read_parquet(path))
-    return validate_positions(pd.read_csv(path))
+        return validate_positions(pd.read_parquet(source), accounts)
+    return validate_positions(pd.read_csv(source), accounts)
 
 
 def _expiry_T(book: pd.DataFrame, market) -> np.ndarray:

@@ -143,3 +143,38 @@ def test_missing_market_data_and_marks_are_named(book, market):
         book.pm.greeks(novol)
     with pytest.raises(ValidationError, match=r"entry_price: row 'd'"):
         book.assign(entry_price=[0.04, 0.02, 95_000.0, np.nan, 2_900.0, 99_000.0]).pm.value(market)
+
+
+def _accounts():
+    return pd.DataFrame({"account": ["dpm", "bin", "hl", "dsm"],
+                         "venue": ["deribit", "binance", "hyperliquid", "deribit"],
+                         "margin_mode": ["portfolio", "cross", "isolated", "cross"],
+                         "position_mode": ["one-way", "hedge", "one-way", "one-way"],
+                         "fee_tier": ["1", "VIP0", "0", "1"],
+                         "settlement_currency": ["BTC", "USDT", "USDC", "BTC"]})
+
+
+def test_accounts_and_collateral_validation(book):
+    acc, col = pmnb.book.validate_accounts(
+        _accounts(), pd.DataFrame({"account": ["dpm", "bin"], "asset": ["BTC", "USDT"],
+                                   "balance": [3.0, 1e5]}))
+    assert str(acc["margin_mode"].dtype) == "category" and col["balance"].sum() == 100_003.0
+    v = validate_positions(book, accounts=_accounts())
+    assert len(v) == len(book)
+    with pytest.raises(ValidationError, match=r"account: row 'e' has 'hl2'.*accounts frame"):
+        validate_positions(book.assign(account=["dpm", "dpm", "dpm", "bin", "hl2", "dsm"]),
+                           accounts=_accounts())
+    with pytest.raises(ValidationError, match=r"venue: row 'd'"):
+        validate_positions(book.assign(account=["dpm", "dpm", "dpm", "dpm", "hl", "dsm"]),
+                           accounts=_accounts())
+    with pytest.raises(ValidationError, match=r"margin_mode: row 1 has 'CROSSED'"):
+        pmnb.book.validate_accounts(_accounts().assign(margin_mode=["cross", "CROSSED", "cross",
+                                                                    "cross"]))
+    with pytest.raises(ValidationError, match=r"account: row 1 has 'dpm'"):
+        pmnb.book.validate_accounts(_accounts().assign(account=["dpm", "dpm", "x", "y"]))
+    with pytest.raises(ValidationError, match=r"account: row 0 has 'nope'"):
+        pmnb.book.validate_accounts(_accounts(), pd.DataFrame(
+            {"account": ["nope"], "asset": ["BTC"], "balance": [1.0]}))
+    with pytest.raises(ValidationError, match=r"balance: row 0"):
+        pmnb.book.validate_accounts(_accounts(), pd.DataFrame(
+            {"account": ["dpm"], "asset": ["BTC"], "balance": [np.nan]}))
