@@ -10,7 +10,7 @@ Examples
 7.965567
 """
 
-from pmnb import accessor, book, datasets, instruments, ledger, market, pricing  # accessor registers df.pm
+from pmnb import accessor, book, datasets, defi, demo, instruments, ledger, market, pricing, vol  # accessor registers df.pm
 from pmnb._version import __version__
 from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, ValidationError
 from pmnb.book import read_positions, validate_positions
@@ -34,6 +34,8 @@ __all__ = [
     "__version__",
     "book",
     "datasets",
+    "defi",
+    "demo",
     "greeks",
     "implied_vol",
     "instruments",
@@ -45,4 +47,5 @@ __all__ = [
     "pricing",
     "read_positions",
     "validate_positions",
+    "vol",
 ]

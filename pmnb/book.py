@@ -29,6 +29,12 @@ entry_price             float64                     average entry in the instrum
 isolated_margin         float64 (optional)          margin posted to an isolated position
 leverage                float64 (optional)          venue leverage setting
 settlement_price        float64 (optional)          settles an expired option/future to cash
+asset, amount           string, float64             lending rows: the token and its current
+                                                    (accrued) balance, > 0; ``size`` becomes
+                                                    +amount (supply) or −amount (borrow)
+pool, liquidity,        string, float64             Uniswap v3 LP rows: pool name, raw on-chain
+tick_lower, tick_upper,                             liquidity L, tick range, token decimals;
+decimals0, decimals1                                token0 = underlying, token1 = quote
 ======================  ==========================  ================================================
 
 Valuation conventions (per position, ``q = size × contract_size``):
@@ -40,7 +46,15 @@ Valuation conventions (per position, ``q = size × contract_size``):
   mark (the market's ``mark:venue:symbol``; a future without one is marked at the curve's
   forward and ``mark_source`` says so). Inverse (USD contracts): ``q × (1/entry − 1/mark)`` coin;
   linear: ``q × (mark − entry)`` USD (Deribit, "Inverse Futures"; Binance USDⓈ-M "PnL");
-* spot: ``q × spot`` USD.
+* spot: ``q × spot`` USD;
+* lending (Aave v3 style): ``±amount × price`` USD (supply positive, borrow negative), the
+  price of wrapped tokens being their coin's index (WETH → ETH);
+* Uniswap v3 LP: the position's token amounts at the pool price (whitepaper §6.3,
+  :mod:`pmnb.defi`), valued in token1; the pool price is taken as the market's spot of token0
+  in token1.
+
+Stablecoins (USDC, USDT, DAI, …) are the numeraire: valued at the market's spot when it has
+one, else at 1 USD, which ``mark_source`` states on every row concerned; they carry no delta.
 
 Every value is given both in its settlement unit and in USD (coin × the market's index).
 """
@@ -58,7 +72,8 @@ from pmnb import pricing
 from pmnb.errors import ValidationError
 
 __all__ = ["ACCOUNT_SCHEMA", "COLLATERAL_SCHEMA", "KINDS", "POSITION_SCHEMA", "exposures",
-           "position_greeks", "read_positions", "validate_accounts", "validate_positions",
+           "pnl_explain", "position_greeks", "read_positions", "validate_accounts",
+           "validate_positions",
            "value_positions"]
 
 KINDS = ("option", "future", "perpetual", "spot", "lending_supply", "lending_borrow", "lp")
@@ -73,7 +88,13 @@ POSITION_SCHEMA: dict[str, Any] = {
     "expiry": "datetime64[ns, UTC]", "option_type": pd.CategoricalDtype(_OPTION_TYPES),
     "size": "float64", "contract_size": "float64", "entry_price": "float64",
     "isolated_margin": "float64", "leverage": "float64", "settlement_price": "float64",
+    "asset": "string", "amount": "float64",
+    "pool": "string", "liquidity": "float64", "tick_lower": "float64", "tick_upper": "float64",
+    "decimals0": "float64", "decimals1": "float64",
 }
+_LENDING = ("lending_supply", "lending_borrow")
+_STABLES = ("USD", "USDC", "USDT", "DAI", "USDE", "FDUSD", "PYUSD")
+_WRAPPED = {"WETH": "ETH", "WBTC": "BTC", "CBBTC": "BTC", "WSTETH": "WSTETH", "STETH": "ETH"}
 _REQUIRED = ("account", "venue", "symbol", "size")
 _STRUCTURED = ("kind", "underlying", "quote", "settlement", "strike", "expiry", "option_type",
                "contract_size")
@@ -178,6 +199,32 @@ def _check_accounts(df: pd.DataFrame, accounts: pd.DataFrame) -> None:
          "the venue of the position's account in the accounts frame")
 
 
+def _fill_onchain(df: pd.DataFrame, onchain: np.ndarray) -> pd.DataFrame:
+    """Defaults of on-chain rows: lending from ``asset``/``amount``, LP rows one unit each."""
+    for c in ("kind", "underlying", "quote", "settlement", "contract_size", "asset", "amount"):
+        if c not in df:
+            df[c] = pd.Series(pd.NA, index=df.index, dtype=object)
+        df[c] = df[c].astype(object)
+    idx = df.index[onchain]
+    kind = df.loc[idx, "kind"].astype("string").str.lower()
+    _bad("kind", df.loc[idx], ~kind.isin(_LENDING + ("lp",)).fillna(False).to_numpy(dtype=bool),
+         "lending_supply, lending_borrow or lp on aave/uniswap rows")
+    lend = idx[kind.isin(_LENDING).to_numpy(dtype=bool)]
+    if len(lend):
+        amount = pd.to_numeric(df.loc[lend, "amount"], errors="coerce")
+        _bad("amount", df.loc[lend], ~(amount > 0).to_numpy(dtype=bool),
+             "> 0 (the token balance) on lending rows")
+        asset = df.loc[lend, "asset"].astype("string").str.upper()
+        _bad("asset", df.loc[lend], asset.isna().to_numpy(dtype=bool), "a token symbol")
+        sign = np.where(kind.loc[lend] == "lending_supply", 1.0, -1.0)
+        df.loc[lend, "size"] = sign * amount.to_numpy()
+        df.loc[lend, "underlying"] = [_WRAPPED.get(a, a) for a in asset]
+    for c, default in (("quote", "USD"), ("settlement", "linear"), ("contract_size", 1.0)):
+        fill = idx[df.loc[idx, c].isna().to_numpy()]
+        df.loc[fill, c] = default
+    return df
+
+
 def _fill_structured(df: pd.DataFrame) -> pd.DataFrame:
     """Fill kind/underlying/strike/... from venue symbols where the columns are absent or NaN."""
     need = [c for c in _STRUCTURED if c not in df or df[c].isna().any()]
@@ -186,6 +233,8 @@ def _fill_structured(df: pd.DataFrame) -> pd.DataFrame:
     from pmnb import instruments  # same low layer: symbol grammar only
 
     onchain = df["venue"].astype(str).str.lower().isin(("aave", "uniswap"))
+    if onchain.any():
+        df = _fill_onchain(df, onchain.to_numpy())
     if (~onchain).any():
         parsed = instruments.parse_symbols(df.loc[~onchain, "symbol"], df.loc[~onchain, "venue"])
         for c in need:
@@ -349,6 +398,36 @@ def _option_inputs(book: pd.DataFrame, market, idx: np.ndarray, T: np.ndarray):
     return F, sub["strike"].to_numpy(), np.maximum(T[idx], 0.0), sigma
 
 
+def _asset_prices(assets: np.ndarray, market) -> tuple[np.ndarray, np.ndarray]:
+    """USD price of each asset: the market's spot; stablecoins at 1 USD when it has none."""
+    px = np.empty(len(assets))
+    src = np.empty(len(assets), dtype=object)
+    for a in np.unique(assets):
+        m = assets == a
+        if a in market.spots:
+            px[m], src[m] = market.spot(a), f"index {a}"
+        elif a.upper() in _STABLES:
+            px[m], src[m] = 1.0, "stablecoin at 1 USD (no market price)"
+        else:
+            px[m] = market.spot(a)  # raises, naming the missing spot
+    return px, src
+
+
+def _lp_prices(sub: pd.DataFrame, market) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pool price (token1 per token0), USD per token1, and the source of the price."""
+    base, base_src = _asset_prices(sub["underlying"].astype(str).to_numpy(), market)
+    quote, quote_src = _asset_prices(sub["quote"].astype(str).to_numpy(), market)
+    src = np.array([f"pool price from {b} / {q}" for b, q in zip(base_src, quote_src)], dtype=object)
+    return base / quote, quote, src
+
+
+def _lp_args(sub: pd.DataFrame):
+    cols = ("liquidity", "tick_lower", "tick_upper", "decimals0", "decimals1")
+    for c in cols:
+        _bad(c, sub, ~np.isfinite(sub[c].to_numpy(dtype=float)), "a number on LP rows")
+    return tuple(sub[c].to_numpy(dtype=float) for c in cols)
+
+
 def value_positions(book: pd.DataFrame, market) -> pd.DataFrame:
     """Mark every position to the market (see the module docstring for each kind).
 
@@ -384,7 +463,7 @@ def value_positions(book: pd.DataFrame, market) -> pd.DataFrame:
     kind = book["kind"].astype(str).to_numpy()
     inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
     q = book["size"].to_numpy() * book["contract_size"].to_numpy()
-    spot = _per_underlying(book, lambda u, idx: market.spot(u))
+    spot = _per_underlying(book, lambda u, idx: _asset_prices(np.array([u]), market)[0][0])
     price = np.full(n, np.nan)
     source = np.full(n, "", dtype=object)
     value = np.zeros(n)
@@ -439,19 +518,29 @@ def value_positions(book: pd.DataFrame, market) -> pd.DataFrame:
     source[sp_idx] = "index"
     value[sp_idx] = q[sp_idx] * spot[sp_idx]
 
-    other = np.flatnonzero(np.isin(kind, ("lending_supply", "lending_borrow", "lp")))
-    if len(other):
-        i = int(other[0])
-        raise ValidationError(f"kind: position {book['position_id'].iloc[i]!r} is "
-                              f"{kind[i]!r}; on-chain valuation is not available in this version",
-                              field="kind", row=book.index[i])
+    lend = np.flatnonzero(np.isin(kind, _LENDING))
+    if len(lend):
+        px, src = _asset_prices(book["underlying"].astype(str).to_numpy()[lend], market)
+        price[lend], source[lend] = px, src
+        value[lend] = book["size"].to_numpy()[lend] * px
+    lp = np.flatnonzero(kind == "lp")
+    if len(lp):
+        from pmnb import defi  # closed-form Uniswap v3 math (same low layer)
 
+        P, _, src = _lp_prices(book.iloc[lp], market)
+        price[lp], source[lp] = P, src
+        args = _lp_args(book.iloc[lp])
+        value[lp] = book["size"].to_numpy()[lp] * defi.lp_value(*args[:3], P, *args[3:])
     coin_valued = inverse & (kind != "spot")
-    value_usd = np.where(coin_valued, value * spot, value)
+    usd_per_quote = np.ones(n)
+    if len(lp):
+        usd_per_quote[lp] = _lp_prices(book.iloc[lp], market)[1]
+    value_usd = np.where(coin_valued, value * spot, value * usd_per_quote)
     value_coin = np.where(coin_valued, value, value / spot)
     currency = np.where(coin_valued, book["underlying"].astype(str).to_numpy(),
                         book["quote"].astype(str).to_numpy())
     upnl = value.copy()
+    upnl[np.isin(kind, _LENDING + ("lp",))] = np.nan  # no entry basis for on-chain positions
     opt_all = kind == "option"
     upnl[opt_all] = np.where(np.isnan(entry[opt_all]), np.nan,
                              q[opt_all] * (price[opt_all] - entry[opt_all]))
@@ -496,7 +585,7 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
     kind = book["kind"].astype(str).to_numpy()
     inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
     q = book["size"].to_numpy() * book["contract_size"].to_numpy()
-    spot = _per_underlying(book, lambda u, idx: market.spot(u))
+    spot = _per_underlying(book, lambda u, idx: _asset_prices(np.array([u]), market)[0][0])
     out = {c: np.zeros(n) for c in _GREEK_COLS}
     opt = np.flatnonzero((kind == "option") & ~expired)
     if len(opt):
@@ -526,12 +615,19 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
         out["delta_coin"][invf] = q[invf] / marks
         # coin P&L q (1/e - 1/F): its coin delta F d/dF = q/F changes by -q/F^2 per USD
         out["gamma"][invf] = -q[invf] / marks**2
-    other = np.flatnonzero(np.isin(kind, ("lending_supply", "lending_borrow", "lp")))
-    if len(other):
-        i = int(other[0])
-        raise ValidationError(f"kind: position {book['position_id'].iloc[i]!r} is {kind[i]!r}; "
-                              "on-chain greeks are not available in this version", field="kind",
-                              row=book.index[i])
+    lend = np.flatnonzero(np.isin(kind, _LENDING))
+    stable = np.isin(book["underlying"].astype(str).str.upper().to_numpy(), _STABLES)
+    out["delta_coin"][lend] = np.where(stable[lend], 0.0, q[lend])
+    lp = np.flatnonzero(kind == "lp")
+    if len(lp):
+        from pmnb import defi
+
+        P, usd_per_quote, _ = _lp_prices(book.iloc[lp], market)
+        args = _lp_args(book.iloc[lp])
+        size = book["size"].to_numpy()[lp]
+        out["delta_coin"][lp] = size * defi.lp_delta(*args[:3], P, *args[3:])
+        # gamma: token0 per (token1 per token0); one token1 is usd_per_quote USD
+        out["gamma"][lp] = size * defi.lp_gamma(*args[:3], P, *args[3:]) / usd_per_quote
     out["delta_usd"] = out["delta_coin"] * spot
     out["gamma_1pct_usd"] = out["gamma"] * spot * spot / 100.0
     res = pd.DataFrame(out, index=book.index)
@@ -560,7 +656,7 @@ def exposures(book: pd.DataFrame, market, by: Sequence[str] = ("underlying", "ex
     [0.52]
     """
     g = position_greeks(book, market, units=units)
-    spot = _per_underlying(book, lambda u, idx: market.spot(u))
+    spot = _per_underlying(book, lambda u, idx: _asset_prices(np.array([u]), market)[0][0])
     coin = (g["greeks_currency"].to_numpy() == book["underlying"].astype(str).to_numpy())
     frame = pd.DataFrame({
         "delta_coin": g["delta_coin"], "delta_usd": g["delta_usd"],
@@ -571,3 +667,110 @@ def exposures(book: pd.DataFrame, market, by: Sequence[str] = ("underlying", "ex
     keys = [book[k] if k != "expiry" else book[k].astype(object).where(book[k].notna(), "none")
             for k in by]
     return frame.groupby(keys, observed=True, sort=True).sum()
+
+
+_EXPLAIN_TERMS = ("delta", "gamma", "vega", "theta", "vanna", "volga", "funding")
+
+
+def pnl_explain(book: pd.DataFrame, market_t0, market_t1) -> pd.DataFrame:
+    """Explain each position's P&L between two markets by greeks, against full revaluation.
+
+    Second-order Taylor expansion in the forward F, the implied vol σ and calendar time t, with
+    greeks taken at ``market_t0`` (raw units), in each position's value currency (coin for
+    inverse positions):
+
+    ``delta = V_F dF``, ``gamma = ½ V_FF dF²``, ``vega = V_σ dσ``, ``theta = V_t dt``,
+    ``vanna = V_Fσ dF dσ``, ``volga = ½ V_σσ dσ²``, ``funding`` = perpetual funding paid over
+    the period at ``market_t0``'s rate (longs pay a positive rate: ``−q · rate · hours/interval``
+    in the quote, ``÷ mark`` in coin for inverse perpetuals), and
+    ``residual = full − Σ terms`` where ``full`` is the change of the revalued position value
+    (plus funding). For inverse options the coin greeks give ``V_F = delta/F``,
+    ``V_FF = (gamma − delta/F)/F`` and ``V_Fσ = vanna/F`` (see :mod:`pmnb.pricing`). The
+    residual holds the third- and higher-order terms and the cross terms with time; it shrinks
+    like h³ for moves of size h (tested).
+
+    Returns
+    -------
+    DataFrame
+        Aligned to ``book.index``: the terms above, ``explained``, ``full``, ``residual`` and
+        ``currency``.
+
+    Examples
+    --------
+    >>> import pandas as pd, pmnb
+    >>> m0 = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0}, vols={"BTC": 0.5})
+    >>> m1 = pmnb.Market.from_dict("2026-01-02T08:00Z", spots={"BTC": 101_000.0}, vols={"BTC": 0.52})
+    >>> book = validate_positions(pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+    ...     "symbol": ["BTC-27MAR26-100000-C"], "size": [10.0]}))
+    >>> e = pnl_explain(book, m0, m1)
+    >>> e.loc[0, ["delta", "vega", "theta", "full", "residual"]].astype(float).round(5).tolist()
+    [0.0452, 0.03822, -0.00562, 0.07773, -0.00024]
+    """
+    dt = (market_t1.timestamp - market_t0.timestamp).total_seconds() / (365.0 * 86400.0)
+    T0 = _expiry_T(book, market_t0)
+    _check_expired(book, T0)
+    T1 = _expiry_T(book, market_t1)
+    _check_expired(book, T1)
+    n = len(book)
+    kind = book["kind"].astype(str).to_numpy()
+    inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
+    q = book["size"].to_numpy() * book["contract_size"].to_numpy()
+    terms = {t: np.zeros(n) for t in _EXPLAIN_TERMS}
+    v0 = value_positions(book, market_t0)["value"].to_numpy()
+    v1 = value_positions(book, market_t1)["value"].to_numpy()
+    full = v1 - v0
+
+    opt = np.flatnonzero(kind == "option")
+    if len(opt):
+        F0, K, Ta, s0 = _option_inputs(book, market_t0, opt, T0)
+        F1, _, _, s1 = _option_inputs(book, market_t1, opt, T1)
+        w = np.where(book["option_type"].to_numpy()[opt] == "call", 1.0, -1.0)
+        r = market_t0.rate("USD")
+        dF, ds = F1 - F0, s1 - s0
+        for inv in (False, True):
+            j = inverse[opt] == inv
+            if not j.any():
+                continue
+            g = pricing.greeks(F0[j], K[j], Ta[j], s0[j], r, option_type=w[j],
+                               settlement="inverse" if inv else "linear", greeks="all")
+            f = F0[j]
+            if inv:
+                vF, vFF, vFs = g["delta"] / f, (g["gamma"] - g["delta"] / f) / f, g["vanna"] / f
+            else:
+                vF, vFF, vFs = g["delta"], g["gamma"], g["vanna"]
+            rows, qq = opt[j], q[opt[j]]
+            terms["delta"][rows] = qq * vF * dF[j]
+            terms["gamma"][rows] = qq * 0.5 * vFF * dF[j] ** 2
+            terms["vega"][rows] = qq * g["vega"] * ds[j]
+            terms["theta"][rows] = qq * g["theta"] * dt
+            terms["vanna"][rows] = qq * vFs * dF[j] * ds[j]
+            terms["volga"][rows] = qq * 0.5 * g["volga"] * ds[j] ** 2
+
+    fut = np.flatnonzero(np.isin(kind, ("future", "perpetual")))
+    if len(fut):
+        p0 = value_positions(book.iloc[fut], market_t0)["price"].to_numpy()
+        p1 = value_positions(book.iloc[fut], market_t1)["price"].to_numpy()
+        dP = p1 - p0
+        inv = inverse[fut]
+        qq = q[fut]
+        # linear: V = q (P - e); inverse: V = q (1/e - 1/P), V_P = q/P², V_PP = -2q/P³
+        terms["delta"][fut] = np.where(inv, qq / p0**2 * dP, qq * dP)
+        terms["gamma"][fut] = np.where(inv, -qq / p0**3 * dP**2, 0.0)
+        hours = dt * 365.0 * 24.0
+        for k, i in enumerate(fut):
+            key = f"{book['venue'].iloc[i]}:{book['symbol'].iloc[i]}"
+            if kind[i] == "perpetual" and key in market_t0.funding:
+                periods = hours / market_t0.funding_hours[key]
+                paid = qq[k] * market_t0.funding[key] * periods
+                terms["funding"][i] = -(paid / p0[k] if inv[k] else paid * p0[k])
+        full[fut] += terms["funding"][fut]
+
+    spot_rows = np.flatnonzero(kind == "spot")
+    terms["delta"][spot_rows] = full[spot_rows]
+    explained = sum(terms[t] for t in _EXPLAIN_TERMS)
+    out = pd.DataFrame(terms, index=book.index)
+    out["explained"] = explained
+    out["full"] = full
+    out["residual"] = full - explained
+    out["currency"] = value_positions(book, market_t0)["value_currency"].to_numpy()
+    return out

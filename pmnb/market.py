@@ -363,9 +363,9 @@ class Market:
             curves[c] = ForwardCurve(c, spots[c], T, F)
             prov[f"forward:{c}"] = Provenance(f"{src}: {note}", ts)
             if fit_vols:
-                from pmnb.vol import fit_chain  # same layer as market (DESIGN: pricing <- vol)
+                from pmnb.vol import fit_svi_surface  # same layer as market (pricing <- vol)
 
-                vols[c] = fit_chain(rows)[0]
+                vols[c] = fit_svi_surface(chain, currency=c)[0]
                 prov[f"vol:{c}"] = Provenance(f"{src}: SVI fit per expiry", ts)
         return cls(ts, spots=spots, curves=curves, rates={}, vols=vols, marks=marks,
                    provenance=prov)

@@ -178,3 +178,31 @@ def test_accounts_and_collateral_validation(book):
     with pytest.raises(ValidationError, match=r"balance: row 0"):
         pmnb.book.validate_accounts(_accounts(), pd.DataFrame(
             {"account": ["dpm"], "asset": ["BTC"], "balance": [np.nan]}))
+
+
+def test_demo_portfolio_values_every_kind():
+    import pmnb.demo
+    from pmnb import defi
+
+    accounts, collateral, book, market = pmnb.demo.portfolio()
+    v = book.pm.value(market)
+    assert np.isfinite(v["value_usd"]).all() and len(v) == 15
+    row = book.index[book.position_id == "UNI-ETH-USDC"][0]
+    P = market.spot("ETH")
+    assert v.loc[row, "value"] == pytest.approx(
+        float(defi.lp_value(2.3e16, -198080, -194720, P, 18, 6)), rel=1e-14)
+    g = book.pm.greeks(market)
+    assert g.loc[row, "delta_coin"] == pytest.approx(
+        float(defi.lp_delta(2.3e16, -198080, -194720, P, 18, 6)), rel=1e-14)
+    assert g.loc[row, "gamma"] < 0  # an LP is short convexity
+    supply = book.index[book.position_id == "AAVE-WETH"][0]
+    borrow = book.index[book.position_id == "AAVE-USDC"][0]
+    assert v.loc[supply, "value_usd"] == pytest.approx(120 * P, rel=1e-15)
+    assert v.loc[borrow, "value_usd"] == -150_000.0
+    assert "stablecoin at 1 USD" in v.loc[borrow, "mark_source"]
+    assert g.loc[supply, "delta_coin"] == 120.0 and g.loc[borrow, "delta_coin"] == 0.0
+    # substituted venue marks are visible in the provenance, never silent
+    prov = market.provenance_frame().set_index("key")
+    assert prov.loc["mark:dydx:BTC-USD", "note"].startswith("substituted")
+    e = book.pm.exposures(market, by=["account"])
+    assert set(e.index) == set(accounts["account"].astype(str))

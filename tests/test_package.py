@@ -29,7 +29,7 @@ def test_errors_hierarchy():
 
 
 def test_core_never_imports_the_interactive_layer():
-    code = ("import sys, pmnb, pmnb.pricing, pmnb.datasets, pmnb.cli\n"
+    code = ("import sys, pmnb, pmnb.pricing, pmnb.datasets, pmnb.cli, pmnb.vol, pmnb.book, pmnb.demo\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "{'pmnb_widgets', 'ipywidgets', 'IPython', 'voila', 'matplotlib', 'plotly'})\n"
             "print(bad)\n")
@@ -117,7 +117,8 @@ def test_every_public_function_has_a_runnable_example():
 
     missing = []
     for modname in ("pmnb", "pmnb.pricing", "pmnb.errors", "pmnb.datasets", "pmnb.cli", "pmnb.market",
-                    "pmnb.book", "pmnb.instruments", "pmnb.ledger"):
+                    "pmnb.book", "pmnb.instruments", "pmnb.ledger", "pmnb.defi", "pmnb.vol",
+                    "pmnb.demo", "pmnb.accessor"):
         mod = importlib.import_module(modname)
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)

@@ -53,6 +53,8 @@ __all__ = [
     "load_dvol",
     "load_funding",
     "load_prices",
+    "load_demo_accounts",
+    "load_demo_book",
     "load_stress_events",
 ]
 
@@ -114,6 +116,14 @@ _DATASETS: tuple[_Dataset, ...] = (
     _Dataset("stress_events", "stress_events.csv",
              "Stress-scenario library: 7 crypto crash events x BTC, ETH (price moves, implied vol, "
              "reported liquidations); load_stress_events()"),
+    _Dataset("demo_accounts", "demo_accounts.csv",
+             "Demo venue accounts (invented): Deribit portfolio and standard margin, Binance, "
+             "Hyperliquid, dYdX, Aave v3, Uniswap v3; load_demo_accounts()"),
+    _Dataset("demo_collateral", "demo_collateral.csv",
+             "Demo wallet balances per account and asset (long format); load_demo_accounts()"),
+    _Dataset("demo_book", "demo_book.csv",
+             "Demo book (invented positions on real instruments of the 2025-12-31 snapshot); "
+             "load_demo_book()"),
 )
 _BY_NAME = {d.name: d for d in _DATASETS}
 _README = "README.md"
@@ -233,6 +243,9 @@ def list_datasets() -> pd.DataFrame:
         deribit_options_20251231T0918Z  1286
        deribit_forwards_20251231T0918Z    26
                          stress_events    14
+                         demo_accounts     7
+                       demo_collateral     5
+                             demo_book    15
     """
     return pd.DataFrame({
         "name": [d.name for d in _DATASETS],
@@ -917,3 +930,60 @@ def load_stress_events() -> pd.DataFrame:
     '2025-10-10'
     """
     return _stress().copy(deep=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Demo accounts and book
+# --------------------------------------------------------------------------------------------------
+_DEMO_ACCOUNT_DTYPES = {"account": _TXT, "venue": _TXT, "margin_mode": _TXT,
+                        "position_mode": _TXT, "fee_tier": _TXT, "settlement_currency": _TXT}
+_DEMO_COLLATERAL_DTYPES = {"account": _TXT, "asset": _TXT, "balance": _F8}
+_DEMO_BOOK_DTYPES = {"position_id": _TXT, "account": _TXT, "venue": _TXT, "symbol": _TXT,
+                     "kind": _TXT, "size": _F8, "entry_price": _F8, "asset": _TXT, "amount": _F8,
+                     "pool": _TXT, "liquidity": _F8, "tick_lower": _F8, "tick_upper": _F8,
+                     "decimals0": _F8, "decimals1": _F8, "underlying": _TXT, "quote": _TXT}
+
+
+@functools.lru_cache(maxsize=None)
+def _demo(file: str, dtypes_key: str) -> pd.DataFrame:
+    dtypes = {"accounts": _DEMO_ACCOUNT_DTYPES, "collateral": _DEMO_COLLATERAL_DTYPES,
+              "book": _DEMO_BOOK_DTYPES}[dtypes_key]
+    return _read_csv(file, dtypes)
+
+
+def load_demo_accounts() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The demo venue accounts and their collateral (long format: account, asset, balance).
+
+    Invented for demonstrations and tests (no real person's accounts): a Deribit portfolio-margin
+    account (BTC) and a standard-margin one (ETH), a Binance USDⓈ-M cross account (USDT),
+    Hyperliquid and dYdX cross accounts (USDC), an Aave v3 position and a Uniswap v3 LP. Validate
+    with ``pmnb.book.validate_accounts``.
+
+    Examples
+    --------
+    >>> from pmnb.datasets import load_demo_accounts
+    >>> accounts, collateral = load_demo_accounts()
+    >>> accounts["account"].tolist()[:3], float(collateral["balance"].iloc[0])
+    (['deribit-pm', 'deribit-sm', 'binance-usdm'], 14.0)
+    """
+    return (_demo("demo_accounts.csv", "accounts").copy(deep=True),
+            _demo("demo_collateral.csv", "collateral").copy(deep=True))
+
+
+def load_demo_book() -> pd.DataFrame:
+    """The demo book: invented positions on real instruments of the 2025-12-31 Deribit snapshot.
+
+    BTC and ETH inverse options, futures and perpetuals on the Deribit accounts, a Binance
+    BTCUSDT perpetual, a Hyperliquid ETH perpetual, a dYdX BTC-USD perpetual, an Aave v3 WETH
+    supply / USDC borrow pair and a Uniswap v3 WETH/USDC LP position (raw liquidity and ticks;
+    token0 WETH with 18 decimals, token1 USDC with 6). The raw frame: validate and value it
+    with ``pmnb.read_positions(load_demo_book())`` and ``df.pm``.
+
+    Examples
+    --------
+    >>> from pmnb.datasets import load_demo_book
+    >>> book = load_demo_book()
+    >>> len(book), book["position_id"].is_unique
+    (15, True)
+    """
+    return _demo("demo_book.csv", "book").copy(deep=True)

@@ -67,7 +67,8 @@ FRAMES = {
 def test_public_names():
     assert sorted(ds.__all__) == sorted([
         "data_path", "list_datasets", "load_deribit_chain", "load_deribit_forwards", "load_dvol",
-        "load_funding", "load_prices", "load_stress_events"])
+        "load_funding", "load_prices", "load_stress_events", "load_demo_accounts",
+        "load_demo_book"])
     for name in ds.__all__:
         assert getattr(ds, name).__doc__, name
 
@@ -718,6 +719,9 @@ def test_list_datasets_rows_match_the_loaders():
         "deribit_options_20251231T0918Z": len(load_deribit_chain("2025-12-31")),
         "deribit_forwards_20251231T0918Z": len(load_deribit_forwards()),
         "stress_events": len(load_stress_events()),
+        "demo_accounts": len(ds.load_demo_accounts()[0]),
+        "demo_collateral": len(ds.load_demo_accounts()[1]),
+        "demo_book": len(ds.load_demo_book()),
     }
     assert rows.to_dict() == expected
 
