@@ -242,6 +242,9 @@ def _as_float(name: str, value: Any) -> np.ndarray:
 
 
 def _broadcast(names: Sequence[str], values: Sequence[np.ndarray]) -> tuple[tuple[int, ...], list]:
+    first = values[0].shape
+    if all(v.shape == first for v in values) and all(v.flags.c_contiguous for v in values):
+        return first, [v.reshape(-1) for v in values]  # the common case: no copies, no checks
     try:
         shape = np.broadcast_shapes(*(v.shape for v in values))
     except ValueError:
