@@ -93,3 +93,21 @@ class PmAccessor:
         [1.0]
         """
         return _book.exposures(self.validate(), market, by=list(by), units=units)
+
+    def pnl_explain(self, market_t0, market_t1) -> pd.DataFrame:
+        """P&L from ``market_t0`` to ``market_t1`` by greek, with the residual against full
+        revaluation (see :func:`pmnb.book.pnl_explain`).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m0 = pmnb.Market.from_dict("2026-01-01", spots={"ETH": 3000.0},
+        ...                            marks={"binance:ETHUSDT": 3000.0})
+        >>> m1 = pmnb.Market.from_dict("2026-01-02", spots={"ETH": 3100.0},
+        ...                            marks={"binance:ETHUSDT": 3100.0})
+        >>> pd.DataFrame({"account": ["a"], "venue": ["binance"], "symbol": ["ETHUSDT"],
+        ...               "size": [2.0], "entry_price": [2950.0]}).pm.pnl_explain(m0, m1)[
+        ...     ["delta", "residual"]].values.tolist()
+        [[200.0, 0.0]]
+        """
+        return _book.pnl_explain(self.validate(), market_t0, market_t1)
