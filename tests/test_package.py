@@ -125,3 +125,11 @@ def test_every_public_function_has_a_runnable_example():
             if inspect.isfunction(obj) and ">>> " not in (obj.__doc__ or ""):
                 missing.append(f"{modname}.{name}")
     assert not missing, missing
+
+
+def test_readme_python_examples_run():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.+?)\n```", text, flags=re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
