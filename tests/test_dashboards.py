@@ -30,25 +30,26 @@ def _get(url: str, timeout: float = 120.0) -> str:
 
 
 @pytest.mark.slow
-def test_pmnb_dashboards_serves_rendered_notebooks():
+def test_pmnb_dashboards_serves_rendered_notebooks(tmp_path):
     port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "pmnb.cli", "dashboards", "--port", str(port),
-                             "--notebooks", str(ROOT / "notebooks")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    log = tmp_path / "dashboards.log"  # a file, not a pipe: an undrained pipe would block Voila
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "pmnb.cli", "dashboards", "--port",
+                                 str(port), "--notebooks", str(ROOT / "notebooks")],
+                                stdout=sink, stderr=subprocess.STDOUT, text=True, env=env,
+                                start_new_session=True)
     try:
-        first = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}/" in first, first
-        deadline = time.time() + 90
+        deadline = time.time() + 120
         while True:
             try:
                 tree = _get(f"http://127.0.0.1:{port}/", timeout=5)
                 break
             except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.time() < deadline, "voila did not start"
+                assert proc.poll() is None, log.read_text()
+                assert time.time() < deadline, "voila did not start: " + log.read_text()
                 time.sleep(0.5)
+        assert f"http://127.0.0.1:{port}/" in log.read_text().splitlines()[0]
         notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
         for name in notebooks:
             assert name in tree
@@ -59,9 +60,10 @@ def test_pmnb_dashboards_serves_rendered_notebooks():
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            out, _ = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             raise
+    out = log.read_text()
     assert proc.returncode == 0, out
     assert "pmnb dashboards: stopped" in out
