@@ -34,23 +34,27 @@ openmp = sys.platform.startswith("linux")
 
 flags_macro = ("PMNB_FAST_CFLAGS", '"' + " ".join(fast_flags) + '"')
 libraries = [
-    ("pmnb_fastmath", {"sources": [f"{CORE}/kernel.c", f"{CORE}/ivfast.c"], "include_dirs": [CORE],
+    ("pmnb_fastmath", {"sources": [f"{CORE}/kernel.c", f"{CORE}/ivfast.c",
+                                   f"{CORE}/scenario.c"], "include_dirs": [CORE],
                        "cflags": fast_flags, "macros": macros + [flags_macro]}),
     ("pmnb_exact", {"sources": [f"{CORE}/checks.c", f"{CORE}/lbr.c"], "include_dirs": [CORE],
                     "cflags": exact_flags, "macros": macros}),
 ]
 
-ext = Extension(
-    "pmnb._core._kernels",
-    sources=[f"{CORE}/_kernels.pyx"],
-    include_dirs=[CORE, np.get_include()],
-    libraries=["pmnb_fastmath", "pmnb_exact", "m"],
-    extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []),
-    extra_link_args=(["-fopenmp"] if openmp else []),
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-)
+exts = [
+    Extension(
+        f"pmnb._core.{name}",
+        sources=[f"{CORE}/{name}.pyx"],
+        include_dirs=[CORE, np.get_include()],
+        libraries=["pmnb_fastmath", "pmnb_exact", "m"],
+        extra_compile_args=["-O3"] + (["-fopenmp"] if openmp else []),
+        extra_link_args=(["-fopenmp"] if openmp else []),
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    for name in ("_kernels", "_scenario")
+]
 
 setup(
     libraries=libraries,
-    ext_modules=cythonize([ext], compiler_directives={"language_level": "3"}),
+    ext_modules=cythonize(exts, compiler_directives={"language_level": "3"}),
 )

@@ -10,7 +10,8 @@ Examples
 7.965567
 """
 
-from pmnb import accessor, book, datasets, defi, demo, instruments, ledger, market, pricing, vol  # accessor registers df.pm
+from pmnb import (accessor, book, datasets, defi, demo, instruments, ledger, market, pricing,
+                  scenarios, vol)  # accessor registers df.pm
 from pmnb._version import __version__
 from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, ValidationError
 from pmnb.book import read_positions, validate_positions
@@ -46,6 +47,7 @@ __all__ = [
     "price",
     "pricing",
     "read_positions",
+    "scenarios",
     "validate_positions",
     "vol",
 ]

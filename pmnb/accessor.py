@@ -94,6 +94,23 @@ class PmAccessor:
         """
         return _book.exposures(self.validate(), market, by=list(by), units=units)
 
+    def scenario(self, market, spot_shocks, vol_shocks=0.0, horizon=None) -> pd.DataFrame:
+        """Full revaluation on a spot × vol grid after ``horizon`` (tidy; see
+        :func:`pmnb.book.scenario_grid`).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m = pmnb.Market.from_dict("2026-01-01", spots={"ETH": 3000.0},
+        ...                           marks={"binance:ETHUSDT": 3000.0})
+        >>> grid = pd.DataFrame({"account": ["a"], "venue": ["binance"], "symbol": ["ETHUSDT"],
+        ...     "size": [-1.0], "entry_price": [3000.0]}).pm.scenario(m, [-0.3, 0.0, 0.3])
+        >>> grid["pnl"].tolist()
+        [900.0, 0.0, -900.0]
+        """
+        return _book.scenario_grid(self.validate(), market, spot_shocks, vol_shocks,
+                                   horizon=horizon)
+
     def pnl_explain(self, market_t0, market_t1) -> pd.DataFrame:
         """P&L from ``market_t0`` to ``market_t1`` by greek, with the residual against full
         revaluation (see :func:`pmnb.book.pnl_explain`).

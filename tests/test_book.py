@@ -242,3 +242,55 @@ def test_pnl_explain_on_the_real_pair_of_chains():
     assert abs(total["residual"]) <= 0.01 * abs(total["full"])
     assert (e["residual"].abs() <= 0.02).all()       # BTC, on 5- to 10-lots
     assert (e["theta"].iloc[:4] != 0).all() and (e["vega"].iloc[:4] != 0).all()
+
+
+def test_scenario_grid_equals_repricing_at_shocked_inputs(book, market):
+    spots, vols = [-0.3, 0.0, 0.2], [-0.1, 0.0, 0.15]
+    grid = book.pm.scenario(market, spots, vols, horizon="7D")
+    assert len(grid) == len(book) * 9
+    T = (pd.Timestamp("2026-03-27T08:00Z") - pd.Timestamp(T0)).total_seconds() / (365 * 86400)
+    dt = 7 / 365
+    g = grid.set_index(["position", "spot_shock", "vol_shock"])
+    for s in spots:
+        for dv in vols:
+            base = float(pmnb.price(101_000.0, 110_000.0, T, 0.5, option_type="call",
+                                    settlement="inverse"))
+            shocked = float(pmnb.price(101_000.0 * (1 + s), 110_000.0, T - dt, max(0.5 + dv, 0),
+                                       option_type="call", settlement="inverse"))
+            assert g.loc[("a", s, dv), "pnl"] == pytest.approx(-3 * (shocked - base), rel=1e-12,
+                                                               abs=1e-15)
+            # inverse perpetual and linear perpetual: closed forms, independent of vol
+            P = 100_050.0
+            assert g.loc[("c", s, dv), "pnl"] == pytest.approx(
+                50_000 * (1 / P - 1 / (P * (1 + s))), rel=1e-12, abs=1e-15)
+            assert g.loc[("d", s, dv), "pnl"] == pytest.approx(-0.8 * 100_020.0 * s, abs=1e-9)
+    # USD P&L of a coin position includes the coin's own move
+    row = g.loc[("a", 0.2, 0.0)]
+    v0 = book.pm.value(market).loc["a", "value"]
+    assert row["pnl_usd"] == pytest.approx((v0 + row["pnl"]) * 120_000.0 - v0 * 100_000.0,
+                                           rel=1e-12)
+
+
+def test_scenario_horizon_settles_expiring_options_at_intrinsic(market):
+    book = pd.DataFrame({"account": "a", "venue": "deribit", "symbol": ["BTC-2JAN26-90000-C"],
+                         "size": [1.0]})
+    grid = book.pm.scenario(market, [-0.2, 0.1], horizon="3D")
+    T = 1 / 365
+    base = float(pmnb.price(market.forward("BTC", "2026-01-02T08:00Z"), 90_000.0, T, 0.5,
+                            option_type="call", settlement="inverse"))
+    F1 = market.forward("BTC", "2026-01-02T08:00Z") * 1.1
+    assert grid["pnl"].tolist() == pytest.approx([-base, (F1 - 90_000.0) / F1 - base],
+                                                 rel=1e-12)
+
+
+def test_scenario_grid_on_the_demo_portfolio():
+    import pmnb.demo
+
+    accounts, collateral, book, market = pmnb.demo.portfolio()
+    grid = book.pm.scenario(market, np.linspace(-0.5, 0.5, 11), [-0.2, 0.0, 0.2], horizon="1D")
+    assert np.isfinite(grid["pnl_usd"]).all()
+    zero = grid[(grid.spot_shock.abs() < 1e-12) & (grid.vol_shock == 0)]
+    # one day of time decay only: small against the book's size
+    assert zero["pnl_usd"].abs().sum() < 0.01 * book.pm.value(market)["value_usd"].abs().sum()
+    by = grid.groupby(["spot_shock", "vol_shock"])["pnl_usd"].sum()
+    assert by.loc[(-0.5, 0.2)] != by.loc[(0.5, 0.2)]

@@ -315,10 +315,12 @@ def test_amount_identities(tl, width, u, L):
         assert Y / X == pytest.approx(P, rel=1e-9)
         assert v == pytest.approx(2 * L * sp - L * (sa + P / sb), rel=1e-9,
                                   abs=1e-9 * L * (sp + P / sb))
+    # 1/sqrt(Pa) - 1/sqrt(Pb) cancels for narrow ranges (one tick: ~5e-5 relative), in this
+    # reference as much as in the library, so the tolerance is that of the inside branch
     elif P <= pa:
-        assert y == 0 and v == pytest.approx(L * (1 / sa - 1 / sb) * P, rel=1e-12)
+        assert y == 0 and v == pytest.approx(L * (1 / sa - 1 / sb) * P, rel=1e-9)
     else:
-        assert x == 0 and v == pytest.approx(L * (sb - sa), rel=1e-12)
+        assert x == 0 and v == pytest.approx(L * (sb - sa), rel=1e-9)
 
 
 def test_value_continuity_at_range_edges():
