@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -6,7 +8,7 @@ from hypothesis import settings
 # code changes (explore locally with `--hypothesis-seed=random` or HYPOTHESIS_PROFILE=explore).
 settings.register_profile("pmnb", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
-settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "pmnb"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pmnb"))
 
 
 @pytest.fixture
