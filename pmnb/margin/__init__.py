@@ -1,0 +1,304 @@
+"""Venue margin models: a registry of rule sets, and the report they return.
+
+One module per venue rule set, each registering one model by name (``"binance.usdm"``, …).
+Every model's parameters are a frozen dataclass carrying ``rule_version`` and ``source`` (the
+venue document they come from); any field can be overridden, because venues change their tables
+more often than pmnb is released::
+
+    model = pmnb.margin.get("binance.usdm", brackets=my_brackets)
+    report = pmnb.margin.compute(book, market, model, account="binance-usdm", collateral=coll)
+
+Third parties add models through the entry-point group ``pmnb.margin_models``: an entry point
+``name = package.module:factory`` whose ``factory(**overrides)`` returns a :class:`MarginModel`.
+
+Formulas, parameters and worked vectors: each model's module docstring cites the venue pages
+(collected in the project's research notes, reference/margin.md).
+
+Examples
+--------
+>>> import pmnb.margin
+>>> "binance.usdm" in pmnb.margin.models()
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import importlib
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pmnb.errors import ValidationError
+
+__all__ = ["MarginModel", "MarginParams", "MarginReport", "compute", "get", "models", "register"]
+
+ENTRY_POINT_GROUP = "pmnb.margin_models"
+
+
+@dataclasses.dataclass(frozen=True)
+class MarginParams:
+    """Base of every model's parameters: which rule version, from which venue document."""
+
+    rule_version: str
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MarginReport:
+    """Margin of one account under one model, in the margin currency and in USD.
+
+    Attributes
+    ----------
+    model, rule_version, account, currency
+        Which rule set, its version, the account and the margin currency (e.g. BTC, USDT).
+    initial, maintenance, equity : float
+        In ``currency``. ``excess = equity - initial``; ``margin_ratio = maintenance / equity``
+        (the share of equity the maintenance requirement uses; 1 or more = liquidatable).
+    usd_per_unit : float
+        USD value of one unit of ``currency`` (the index for coins, 1 for USD stablecoins).
+    positions : DataFrame
+        Per-position contributions (``initial``, ``maintenance`` and model-specific columns),
+        indexed like the book.
+    scenarios : DataFrame or None
+        Scenario models: P&L per scenario; ``worst_scenario`` names the binding one.
+    delta_total : mapping
+        Net delta per underlying in coins (Deribit's DeltaTotal convention for inverse options).
+    notes : tuple of str
+        Approximations and substitutions used (never silent).
+    """
+
+    model: str
+    rule_version: str
+    account: str | None
+    currency: str
+    initial: float
+    maintenance: float
+    equity: float
+    usd_per_unit: float
+    positions: pd.DataFrame
+    scenarios: pd.DataFrame | None = None
+    worst_scenario: Any = None
+    delta_total: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def excess(self) -> float:
+        """Equity above the initial margin (negative: no new risk may be added)."""
+        return self.equity - self.initial
+
+    @property
+    def margin_ratio(self) -> float:
+        """Maintenance margin / equity; ``inf`` when equity <= 0 and maintenance > 0."""
+        if self.equity > 0:
+            return self.maintenance / self.equity
+        return float("inf") if self.maintenance > 0 else 0.0
+
+    def summary(self) -> pd.Series:
+        """The headline numbers in the margin currency and in USD.
+
+        Examples
+        --------
+        >>> r = MarginReport("demo", "v1", "acc", "USDT", 100.0, 50.0, 1000.0, 1.0,
+        ...                  pd.DataFrame())
+        >>> r.summary()[["initial", "excess", "margin_ratio"]].tolist()
+        [100.0, 900.0, 0.05]
+        """
+        u = self.usd_per_unit
+        return pd.Series({
+            "model": self.model, "rule_version": self.rule_version, "account": self.account,
+            "currency": self.currency, "equity": self.equity, "initial": self.initial,
+            "maintenance": self.maintenance, "excess": self.excess,
+            "margin_ratio": self.margin_ratio, "equity_usd": self.equity * u,
+            "initial_usd": self.initial * u, "maintenance_usd": self.maintenance * u,
+            "excess_usd": self.excess * u,
+        })
+
+    def _repr_html_(self) -> str:
+        s = self.summary()
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+                       f"<td>{html.escape(_fmt(v))}</td></tr>" for k, v in s.items())
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        pos = self.positions._repr_html_() if len(self.positions) else ""
+        return (f"<div><b>Margin report</b> ({html.escape(self.model)}, "
+                f"{html.escape(self.rule_version)})<table>{rows}</table>"
+                f"{'<ul>' + notes + '</ul>' if notes else ''}{pos}</div>")
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"MarginReport({s['model']}, account={s['account']!r}, {s['currency']}: "
+                f"equity {_fmt(s['equity'])}, initial {_fmt(s['initial'])}, maintenance "
+                f"{_fmt(s['maintenance'])}, margin ratio {_fmt(s['margin_ratio'])})")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.6g}" if abs(v) < 1e4 else f"{v:,.2f}"
+    return str(v)
+
+
+class MarginModel:
+    """Base class of a margin rule set.
+
+    Subclasses set ``name``, ``kinds`` (the position kinds they margin) and ``params_type``, and
+    implement :meth:`compute`.
+    """
+
+    name: str = ""
+    kinds: tuple[str, ...] = ()
+    params_type: type[MarginParams] = MarginParams
+
+    def __init__(self, params: MarginParams | None = None, **overrides: Any) -> None:
+        base = params if params is not None else self.params_type()  # type: ignore[call-arg]
+        try:
+            self.params = dataclasses.replace(base, **overrides)
+        except TypeError as exc:
+            fields = [f.name for f in dataclasses.fields(base)]
+            raise ValidationError(f"{self.name}: unknown parameter ({exc}); accepted: {fields}",
+                                  field="params") from None
+
+    def check_supported(self, book: pd.DataFrame) -> None:
+        """Raise naming the first unsupported position and listing what the model supports."""
+        kinds = book["kind"].astype(str).to_numpy()
+        bad = ~np.isin(kinds, self.kinds)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValidationError(
+                f"{self.name}: position {book['position_id'].iloc[i]!r} (row {book.index[i]!r}) "
+                f"is of kind {kinds[i]!r}; this model margins: {', '.join(self.kinds)}", field="kind",
+                row=book.index[i])
+
+    def compute(self, book: pd.DataFrame, market, *, account: str | None = None,
+                collateral: pd.DataFrame | None = None,
+                orders: pd.DataFrame | None = None) -> MarginReport:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<margin model {self.name} {self.params.rule_version}>"
+
+
+_REGISTRY: dict[str, Callable[..., MarginModel]] = {}
+_BUILTIN_MODULES = ("pmnb.margin.binance_usdm", "pmnb.margin.hyperliquid",
+                    "pmnb.margin.dydx_v4", "pmnb.margin.aave_v3",
+                    "pmnb.margin.deribit_standard")
+
+
+def register(name: str) -> Callable[[Callable[..., MarginModel]], Callable[..., MarginModel]]:
+    """Decorator registering a model factory under ``name``.
+
+    Examples
+    --------
+    >>> @register("example.flat")
+    ... class Flat(MarginModel):
+    ...     name = "example.flat"
+    >>> "example.flat" in models()
+    True
+    >>> _ = _REGISTRY.pop("example.flat")
+    """
+    def deco(factory: Callable[..., MarginModel]) -> Callable[..., MarginModel]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtins() -> None:
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:  # a rule set not written yet
+            if exc.name != mod:
+                raise
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def models() -> list[str]:
+    """Names of every available model: pmnb's own and those of installed plugins.
+
+    Examples
+    --------
+    >>> "binance.usdm" in models()
+    True
+    """
+    _load_builtins()
+    return sorted(set(_REGISTRY) | set(_entry_points()))
+
+
+def get(name: str | MarginModel, **overrides: Any) -> MarginModel:
+    """A model by name, with any parameter overridden.
+
+    Examples
+    --------
+    >>> m = get("binance.usdm")
+    >>> m.params.rule_version != ""
+    True
+    """
+    if isinstance(name, MarginModel):
+        return type(name)(name.params, **overrides) if overrides else name
+    _load_builtins()
+    if name in _REGISTRY:
+        return _REGISTRY[name](**overrides)
+    eps = _entry_points()
+    if name in eps:
+        factory = eps[name].load()
+        model = factory(**overrides)
+        if not isinstance(model, MarginModel):
+            raise ValidationError(f"model: plugin {name!r} returned {type(model).__name__}, not a "
+                                  "pmnb.margin.MarginModel", field="model")
+        return model
+    raise ValidationError(f"model: unknown margin model {name!r}; accepted: {models()}",
+                          field="model")
+
+
+def compute(book: pd.DataFrame, market, model: str | MarginModel, *, account: str | None = None,
+            collateral: pd.DataFrame | None = None,
+            orders: pd.DataFrame | None = None) -> MarginReport:
+    """Margin of one account (or the whole book) under ``model``.
+
+    Parameters
+    ----------
+    book : DataFrame
+        A positions frame (validated here).
+    market : pmnb.Market
+    model : str or MarginModel
+    account : str, optional
+        Restrict to this account's positions and collateral.
+    collateral : DataFrame, optional
+        Long-format balances (account, asset, balance), see :func:`pmnb.book.validate_accounts`.
+    orders : DataFrame, optional
+        Open orders, for models that margin them.
+
+    Examples
+    --------
+    >>> import pandas as pd, pmnb
+    >>> m = pmnb.Market.from_dict("2026-01-01", spots={"BTC": 60_000.0},
+    ...                           marks={"binance:BTCUSDT": 60_000.0})
+    >>> book = pd.DataFrame({"account": ["b"], "venue": ["binance"], "symbol": ["BTCUSDT"],
+    ...                      "size": [1.0], "entry_price": [60_000.0]})
+    >>> coll = pd.DataFrame({"account": ["b"], "asset": ["USDT"], "balance": [3_000.0]})
+    >>> r = compute(book, m, "binance.usdm", account="b", collateral=coll)
+    >>> round(r.maintenance, 4)
+    250.0
+    """
+    from pmnb.book import validate_positions  # margin sits above book in the import graph
+
+    mdl = get(model) if isinstance(model, str) else model
+    v = validate_positions(book)
+    if account is not None:
+        known = set(v["account"].astype(str))
+        if account not in known and (collateral is None or
+                                     account not in set(collateral["account"].astype(str))):
+            raise ValidationError(f"account: {account!r} has no positions or collateral; "
+                                  f"accounts in the book: {sorted(known)}", field="account")
+        v = v[v["account"].astype(str) == account]
+        if collateral is not None:
+            collateral = collateral[collateral["account"].astype(str) == account]
+    mdl.check_supported(v)
+    return mdl.compute(v, market, account=account, collateral=collateral, orders=orders)
