@@ -641,8 +641,10 @@ def exposures(book: pd.DataFrame, market, by: Sequence[str] = ("underlying", "ex
               units: str = "desk") -> pd.DataFrame:
     """Net greeks summed by groups of the book (e.g. underlying and expiry).
 
-    Returns delta in coins and USD (cash delta), gamma and gamma per 1% in USD, and vega/theta
-    in USD (coin amounts converted at the index), one row per group.
+    Returns delta in coins and USD (cash delta), gamma (coins per USD) and gamma per 1% in USD,
+    and vega/theta in USD and in coins of each position's underlying (converted at the index),
+    one row per group. Summing coin columns across underlyings mixes coins: group by
+    ``underlying`` for them.
 
     Examples
     --------
@@ -663,6 +665,8 @@ def exposures(book: pd.DataFrame, market, by: Sequence[str] = ("underlying", "ex
         "gamma": g["gamma"], "gamma_1pct_usd": g["gamma_1pct_usd"],
         "vega_usd": np.where(coin, g["vega"] * spot, g["vega"]),
         "theta_usd": np.where(coin, g["theta"] * spot, g["theta"]),
+        "vega_coin": np.where(coin, g["vega"], g["vega"] / spot),
+        "theta_coin": np.where(coin, g["theta"], g["theta"] / spot),
     }, index=book.index)
     keys = [book[k] if k != "expiry" else book[k].astype(object).where(book[k].notna(), "none")
             for k in by]
