@@ -103,7 +103,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from pmnb.errors import ValidationError
+from pmnb.errors import ValidationError, row_labels, row_name
 
 __all__ = [
     "LPAmounts",
@@ -168,23 +168,6 @@ _UINT128_MAX = 2.0 ** 128
 # ---------------------------------------------------------------------------------------------
 # validation helpers
 # ---------------------------------------------------------------------------------------------
-def _labels(values: Mapping[str, Any]) -> Any:
-    """Index of the first 1-D pandas input, to name rows by label."""
-    for v in values.values():
-        idx = getattr(v, "index", None)
-        if idx is not None and getattr(v, "ndim", 0) == 1 and hasattr(idx, "__getitem__"):
-            return idx
-    return None
-
-
-def _row_name(pos: int, shape: tuple[int, ...], labels: Any) -> Any:
-    if labels is not None and len(shape) == 1 and len(labels) == shape[0]:
-        return labels[pos]
-    if len(shape) <= 1:
-        return pos
-    return tuple(int(i) for i in np.unravel_index(pos, shape))
-
-
 def _as_float(name: str, value: Any, accepted: str) -> np.ndarray:
     if isinstance(value, (str, bytes)):
         raise ValidationError(f"{name}: got {value!r}; accepted: {accepted}", field=name)
@@ -214,7 +197,7 @@ def _raise_first(name: str, bad: np.ndarray, values: np.ndarray, accepted: str, 
     value = float(np.broadcast_to(values, shape).reshape(-1)[first])
     if integer and math.isfinite(value) and value.is_integer():
         value = int(value)
-    raise ValidationError.for_field(name, row=_row_name(first, shape, labels), value=value,
+    raise ValidationError.for_field(name, row=row_name(first, shape, labels), value=value,
                                     accepted=accepted, n_bad=len(flat))
 
 
@@ -310,7 +293,7 @@ def _ticks_and_decimals(ticks: Mapping[str, Any], decimals0, decimals1, extra=No
     accepted.update(decimals0=_DEC_ACCEPTED, decimals1=_DEC_ACCEPTED)
     arrays = {n: _as_float(n, v, accepted.get(n, "finite numbers")) for n, v in raw.items()}
     shape, b = _broadcast(arrays)
-    labels = _labels(raw)
+    labels = row_labels(raw.values())
     for n in ticks:
         _finite_range(n, b[n], MIN_TICK, MAX_TICK, _TICK_ACCEPTED, shape, labels, integer=True)
     for n in ("decimals0", "decimals1"):
@@ -396,7 +379,7 @@ def _sqrt_ratio_at_tick(tick: int) -> int:
 
 def _int_array(name: str, value: Any, accepted: str) -> tuple[np.ndarray, Any]:
     """Object array of exact Python ints (accepts ints, integral floats, decimal strings)."""
-    labels = _labels({name: value})
+    labels = row_labels([value])
     a = np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=object)
     out = np.empty(a.shape, dtype=object)
     flat, res = a.reshape(-1), out.reshape(-1)
@@ -411,7 +394,7 @@ def _int_array(name: str, value: Any, accepted: str) -> tuple[np.ndarray, Any]:
             else:
                 res[i] = int(v)
         except (TypeError, ValueError):
-            raise ValidationError.for_field(name, row=_row_name(i, a.shape, labels), value=v,
+            raise ValidationError.for_field(name, row=row_name(i, a.shape, labels), value=v,
                                             accepted=accepted) from None
     return out, labels
 
@@ -469,7 +452,7 @@ def tick_to_sqrt_price_x96(tick) -> Any:
     flat = ticks.reshape(-1)
     bad = [i for i, t in enumerate(flat) if not MIN_TICK <= t <= MAX_TICK]
     if bad:
-        raise ValidationError.for_field("tick", row=_row_name(bad[0], ticks.shape, labels),
+        raise ValidationError.for_field("tick", row=row_name(bad[0], ticks.shape, labels),
                                         value=flat[bad[0]], accepted=_TICK_ACCEPTED,
                                         n_bad=len(bad))
     return _scalar_or_array(_map_unique(_sqrt_ratio_at_tick, ticks))
@@ -514,7 +497,7 @@ def sqrt_price_x96_to_tick(sqrt_price_x96) -> Any:
     flat = s.reshape(-1)
     bad = [i for i, v in enumerate(flat) if not MIN_SQRT_RATIO <= v < MAX_SQRT_RATIO]
     if bad:
-        raise ValidationError.for_field("sqrt_price_x96", row=_row_name(bad[0], s.shape, labels),
+        raise ValidationError.for_field("sqrt_price_x96", row=row_name(bad[0], s.shape, labels),
                                         value=flat[bad[0]], accepted=accepted, n_bad=len(bad))
     out = _map_unique(_tick_at_sqrt_ratio, s)
     return int(out.reshape(()).item()) if out.ndim == 0 else out.astype(np.int64)
@@ -550,7 +533,7 @@ def sqrt_price_x96_to_price(sqrt_price_x96, decimals0=0, decimals1=0) -> np.ndar
     flat = s.reshape(-1)
     bad = [i for i, v in enumerate(flat) if not 0 < v < 2 ** 160]
     if bad:
-        raise ValidationError.for_field("sqrt_price_x96", row=_row_name(bad[0], s.shape, labels),
+        raise ValidationError.for_field("sqrt_price_x96", row=row_name(bad[0], s.shape, labels),
                                         value=flat[bad[0]], accepted=accepted, n_bad=len(bad))
     # one rounding: the exact rational s**2 / 2**192 to float
     raw = _map_unique(lambda v: float(Fraction(v * v, 1 << 192)), s).astype(np.float64)
@@ -841,7 +824,7 @@ _SECONDS_ACCEPTED = "finite, 0 <= seconds <= 3.2e9 (seconds since the index's la
 def _floats(values: Mapping[str, Any], accepted: Mapping[str, str]):
     arrays = {n: _as_float(n, v, accepted[n]) for n, v in values.items()}
     shape, b = _broadcast(arrays)
-    return shape, b, _labels(values)
+    return shape, b, row_labels(values.values())
 
 
 def aave_balance(scaled_balance, index, decimals=0) -> np.ndarray:
@@ -977,7 +960,7 @@ def _side(fields: Mapping[str, tuple[Any, str, float]]):
     raw = {n: v for n, (v, _, _) in fields.items()}
     arrays = {n: np.atleast_1d(_as_float(n, v, a)) for n, (v, a, _) in fields.items()}
     shape, b = _broadcast(arrays)
-    labels = _labels(raw)
+    labels = row_labels(raw.values())
     for n, (_, accepted, upper) in fields.items():
         _finite_range(n, b[n], 0.0, upper, accepted, shape, labels)
     return b, shape

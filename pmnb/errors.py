@@ -15,7 +15,10 @@ sigma: row 3 has -0.2; accepted: 0 <= sigma <= 100
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 __all__ = ["ChainError", "DataError", "PmnbError", "StaleDataError", "ValidationError"]
 
@@ -71,3 +74,35 @@ class DataError(PmnbError):
 
 class ChainError(PmnbError):
     """A blockchain read failed after the safe retries."""
+
+
+def row_labels(values: Iterable[Any]) -> Any:
+    """Index of the first 1-D pandas input among ``values``, to name rows by label (or None).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> list(row_labels([1.0, pd.Series([1, 2], index=["a", "b"])]))
+    ['a', 'b']
+    """
+    for v in values:
+        idx = getattr(v, "index", None)
+        if idx is not None and getattr(v, "ndim", 0) == 1 and hasattr(idx, "__getitem__"):
+            return idx
+    return None
+
+
+def row_name(pos: int, shape: tuple[int, ...], labels: Any = None) -> Any:
+    """How an error names the row at flat position ``pos`` of a broadcast result: the pandas
+    label when there is one, the position for 1-D input, an index tuple for N-D input.
+
+    Examples
+    --------
+    >>> row_name(5, (2, 3)), row_name(1, (3,)), row_name(1, (2,), ["x", "y"])
+    ((1, 2), 1, 'y')
+    """
+    if labels is not None and len(shape) == 1 and len(labels) == shape[0]:
+        return labels[pos]
+    if len(shape) <= 1:
+        return pos
+    return tuple(int(i) for i in np.unravel_index(pos, shape))

@@ -93,7 +93,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pmnb._core import _kernels
-from pmnb.errors import ValidationError
+from pmnb.errors import ValidationError, row_labels, row_name
 
 __all__ = [
     "GREEKS",
@@ -216,23 +216,6 @@ def _option_sign(option_type: Any) -> np.ndarray:
     return np.zeros(a.shape)
 
 
-def _labels(args: Sequence[Any]) -> Any:
-    """Index of the first 1-D pandas input, to name rows by label."""
-    for a in args:
-        idx = getattr(a, "index", None)
-        if idx is not None and getattr(a, "ndim", 0) == 1 and hasattr(idx, "__getitem__"):
-            return idx
-    return None
-
-
-def _row_name(pos: int, shape: tuple[int, ...], labels: Any) -> Any:
-    if labels is not None and len(shape) == 1 and len(labels) == shape[0]:
-        return labels[pos]
-    if len(shape) <= 1:
-        return pos
-    return tuple(int(i) for i in np.unravel_index(pos, shape))
-
-
 def _as_float(name: str, value: Any) -> np.ndarray:
     try:
         return np.asarray(value, dtype=np.float64)
@@ -287,7 +270,7 @@ def _raise_bad(mask: int, flat: Sequence[np.ndarray], raw: Sequence[Any], shape,
                 value = value.item() if hasattr(value, "item") else value
             else:
                 value = float(value)
-            raise ValidationError.for_field(name, row=_row_name(first, shape, labels), value=value,
+            raise ValidationError.for_field(name, row=row_name(first, shape, labels), value=value,
                                             accepted=_ACCEPTED[name], n_bad=len(pos))
 
 
@@ -303,13 +286,13 @@ def _check(raw, shape, flat) -> int:
     """Validate every row (raising ValidationError); return the number of limit-path rows."""
     mask, n_limit = _kernels.check_inputs(*flat)
     if mask:
-        _raise_bad(mask, flat, raw, shape, _labels(raw))
+        _raise_bad(mask, flat, raw, shape, row_labels(raw))
     return n_limit
 
 
 def _prepare(x, K, T, sigma, r, q, option_type):
     raw, shape, flat = _broadcast_inputs(x, K, T, sigma, r, q, option_type)
-    return shape, flat, _check(raw, shape, flat), _labels(raw)
+    return shape, flat, _check(raw, shape, flat), row_labels(raw)
 
 
 def _level(names: Sequence[str]) -> int:
@@ -617,17 +600,17 @@ def implied_vol(price, S_or_F, K, T, r=0.0, q=0.0, *, option_type, model: str = 
     else:
         pv_flat = np.ascontiguousarray(np.broadcast_to(pv, shape)).reshape(-1)
     if labels is None:
-        labels = _labels((price,))
+        labels = row_labels((price,))
     x, Kf, Tf, _, rf, qf, w = flat
     bad = ~np.isfinite(pv_flat) | (pv_flat < 0)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise ValidationError.for_field("price", row=_row_name(first, shape, labels),
+        raise ValidationError.for_field("price", row=row_name(first, shape, labels),
                                         value=float(pv_flat[first]), accepted="finite, >= 0",
                                         n_bad=int(bad.sum()))
     if (Tf <= 0).any():
         first = int(np.flatnonzero(Tf <= 0)[0])
-        raise ValidationError.for_field("T", row=_row_name(first, shape, labels),
+        raise ValidationError.for_field("T", row=row_name(first, shape, labels),
                                         value=float(Tf[first]),
                                         accepted="0 < T <= 100 (an expired option has no vol)")
     if not np.isfinite(min_time_value) or min_time_value < 0:
@@ -654,7 +637,7 @@ def implied_vol(price, S_or_F, K, T, r=0.0, q=0.0, *, option_type, model: str = 
         badrows = np.flatnonzero((code != IVReason.OK) & (code != IVReason.NO_TIME_VALUE))
         if len(badrows):
             first = int(badrows[0])
-            names = [_row_name(int(i), shape, labels) for i in badrows[:10]]
+            names = [row_name(int(i), shape, labels) for i in badrows[:10]]
             why = IVReason(int(code[first])).name
             raise ValidationError(
                 f"price: {len(badrows)} row(s) have no implied volatility, first row "

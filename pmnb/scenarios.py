@@ -60,9 +60,9 @@ from typing import Any
 import numpy as np
 
 from pmnb._core import _scenario
-from pmnb.errors import ValidationError
+from pmnb.errors import ValidationError, row_labels, row_name
 from pmnb.pricing import (_FIELDS, _MODELS, _SETTLEMENTS, _as_float, _broadcast, _check, _choice,
-                          _labels, _option_sign, _row_name, _threads)
+                          _option_sign, _threads)
 
 __all__ = ["grid_frame", "revalue_grid"]
 
@@ -204,11 +204,11 @@ def revalue_grid(S_or_F, K, T, sigma, r=0.0, q=0.0, *, option_type, qty=1.0,
         raise ValidationError(f"positions: the inputs broadcast to shape {shape}; accepted: one "
                               "dimension (one row per position) or scalars", field="S_or_F")
     flat, qf = flat[:-1], flat[-1]
-    labels = _labels(raw + (qty,))
+    labels = row_labels(raw + (qty,))
     _check(raw, shape, flat)
     if not np.isfinite(qf).all():
         first = int(np.flatnonzero(~np.isfinite(qf))[0])
-        raise ValidationError.for_field("qty", row=_row_name(first, shape, labels),
+        raise ValidationError.for_field("qty", row=row_name(first, shape, labels),
                                         value=float(qf[first]), accepted=_ACCEPTED["qty"],
                                         n_bad=int((~np.isfinite(qf)).sum()))
     n = flat[0].shape[0]
@@ -233,7 +233,7 @@ def revalue_grid(S_or_F, K, T, sigma, r=0.0, q=0.0, *, option_type, qty=1.0,
             bad = np.flatnonzero(~ok)
             i, j = divmod(int(bad[0]), ns)
             raise ValidationError.for_field(
-                "sigma_matrix", row=(_row_name(i, shape, labels), j), value=float(sm[i, j]),
+                "sigma_matrix", row=(row_name(i, shape, labels), j), value=float(sm[i, j]),
                 accepted=_ACCEPTED["sigma_matrix"], n_bad=len(bad))
 
     if out is None:
