@@ -11,7 +11,7 @@ Examples
 """
 
 from pmnb import (accessor, book, datasets, defi, demo, instruments, ledger, market, pricing,
-                  scenarios, vol)  # accessor registers df.pm
+                  scenarios, vol)  # noqa: F401 - importing accessor registers df.pm
 from pmnb._version import __version__
 from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, ValidationError
 from pmnb.book import read_positions, validate_positions
@@ -40,6 +40,7 @@ __all__ = [
     "greeks",
     "implied_vol",
     "instruments",
+    "ledger",
     "market",
     "parse_symbol",
     "parse_symbols",

@@ -428,6 +428,18 @@ def _lp_args(sub: pd.DataFrame):
     return tuple(sub[c].to_numpy(dtype=float) for c in cols)
 
 
+def _option_groups(book: pd.DataFrame, market, opt: np.ndarray, T: np.ndarray):
+    """Option rows by settlement: ``(rows, F, K, T, sigma, w, settlement)`` per group, with the
+    market's forward and surface vol of each row (``w`` = +1 call, -1 put)."""
+    F, K, Tt, sigma = _option_inputs(book, market, opt, T)
+    w = np.where(book["option_type"].to_numpy()[opt] == "call", 1.0, -1.0)
+    inverse = (book["settlement"].astype(str) == "inverse").to_numpy()[opt]
+    for inv in (False, True):
+        j = inverse == inv
+        if j.any():
+            yield opt[j], F[j], K[j], Tt[j], sigma[j], w[j], "inverse" if inv else "linear"
+
+
 def value_positions(book: pd.DataFrame, market) -> pd.DataFrame:
     """Mark every position to the market (see the module docstring for each kind).
 
@@ -470,15 +482,10 @@ def value_positions(book: pd.DataFrame, market) -> pd.DataFrame:
     entry = book["entry_price"].to_numpy()
 
     opt = np.flatnonzero((kind == "option") & ~expired)
+    for rows, F, K, Tt, sigma, w, settlement in _option_groups(book, market, opt, T):
+        price[rows] = pricing.price(F, K, Tt, sigma, market.rate("USD"), option_type=w,
+                                    settlement=settlement)
     if len(opt):
-        F, K, Tt, sigma = _option_inputs(book, market, opt, T)
-        w = np.where(book["option_type"].to_numpy()[opt] == "call", 1.0, -1.0)
-        r = market.rate("USD")
-        for inv in (False, True):
-            j = inverse[opt] == inv
-            if j.any():
-                price[opt[j]] = pricing.price(F[j], K[j], Tt[j], sigma[j], r, option_type=w[j],
-                                              settlement="inverse" if inv else "linear")
         source[opt] = "model: black76 on forward and surface vol"
         value[opt] = q[opt] * price[opt]
 
@@ -588,25 +595,13 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
     spot = _per_underlying(book, lambda u, idx: _asset_prices(np.array([u]), market)[0][0])
     out = {c: np.zeros(n) for c in _GREEK_COLS}
     opt = np.flatnonzero((kind == "option") & ~expired)
-    if len(opt):
-        F, K, Tt, sigma = _option_inputs(book, market, opt, T)
-        w = np.where(book["option_type"].to_numpy()[opt] == "call", 1.0, -1.0)
-        r = market.rate("USD")
-        names = ("delta", "gamma", "vega", "theta", "vanna", "volga")
-        for inv in (False, True):
-            j = inverse[opt] == inv
-            if not j.any():
-                continue
-            g = pricing.greeks(F[j], K[j], Tt[j], sigma[j], r, option_type=w[j],
-                               settlement="inverse" if inv else "linear", greeks=names,
-                               units=units)
-            rows = opt[j]
-            out["delta_coin"][rows] = q[rows] * g["delta"]
-            out["gamma"][rows] = q[rows] * g["gamma"]
-            out["vega"][rows] = q[rows] * g["vega"]
-            out["theta"][rows] = q[rows] * g["theta"]
-            out["vanna"][rows] = q[rows] * g["vanna"]
-            out["volga"][rows] = q[rows] * g["volga"]
+    names = ("delta", "gamma", "vega", "theta", "vanna", "volga")
+    for rows, F, K, Tt, sigma, w, settlement in _option_groups(book, market, opt, T):
+        g = pricing.greeks(F, K, Tt, sigma, market.rate("USD"), option_type=w,
+                           settlement=settlement, greeks=names, units=units)
+        out["delta_coin"][rows] = q[rows] * g["delta"]
+        for name in names[1:]:
+            out[name][rows] = q[rows] * g[name]
     lin = np.flatnonzero(np.isin(kind, ("future", "perpetual", "spot")) & ~inverse & ~expired)
     out["delta_coin"][lin] = q[lin]
     invf = np.flatnonzero(np.isin(kind, ("future", "perpetual")) & inverse & ~expired)
@@ -837,17 +832,10 @@ def scenario_grid(book: pd.DataFrame, market, spot_shocks: Any, vol_shocks: Any 
     price = base["price"].to_numpy()
 
     opt = np.flatnonzero((kind == "option") & ~expired)
-    if len(opt):
-        F, K, Tt, sigma = _option_inputs(book, market, opt, T)
-        w = np.where(book["option_type"].to_numpy()[opt] == "call", 1.0, -1.0)
-        r = market.rate("USD")
-        for inv in (False, True):
-            j = inverse[opt] == inv
-            if j.any():
-                pnl[opt[j]] = scenarios.revalue_grid(
-                    F[j], K[j], Tt[j], sigma[j], r, option_type=w[j], qty=q[opt[j]],
-                    settlement="inverse" if inv else "linear", spot_shocks=s, vol_shocks=dv,
-                    time_shift=dt)
+    for rows, F, K, Tt, sigma, w, settlement in _option_groups(book, market, opt, T):
+        pnl[rows] = scenarios.revalue_grid(F, K, Tt, sigma, market.rate("USD"), option_type=w,
+                                           qty=q[rows], settlement=settlement, spot_shocks=s,
+                                           vol_shocks=dv, time_shift=dt)
     fut = np.flatnonzero(np.isin(kind, ("future", "perpetual")) & ~expired)
     if len(fut):
         P, P1 = price[fut][:, None], price[fut][:, None] * (1.0 + ss[None, :])
