@@ -10,8 +10,9 @@ Examples
 7.965567
 """
 
-from pmnb import (accessor, book, datasets, defi, demo, instruments, ledger, market, pricing,
-                  scenarios, vol)  # noqa: F401 - importing accessor registers df.pm
+from pmnb import accessor as _accessor  # noqa: F401 - importing it registers df.pm
+from pmnb import (book, datasets, defi, demo, instruments, ledger, market, pricing, scenarios,
+                  vol)
 from pmnb._version import __version__
 from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, ValidationError
 from pmnb.book import read_positions, validate_positions
