@@ -111,6 +111,23 @@ class PmAccessor:
         return _book.scenario_grid(self.validate(), market, spot_shocks, vol_shocks,
                                    horizon=horizon)
 
+    def margin(self, market, accounts: pd.DataFrame, collateral: pd.DataFrame | None = None,
+               models=None):
+        """Margin report per account, each under its venue's model (see
+        :func:`pmnb.margin.compute_accounts`); ``.summary()`` gives one row per account.
+
+        Examples
+        --------
+        >>> import pmnb.demo
+        >>> accounts, collateral, book, market = pmnb.demo.portfolio(fit_vols=False)
+        >>> reports = book.pm.margin(market, accounts, collateral)
+        >>> reports["binance-usdm"].model
+        'binance.usdm'
+        """
+        from pmnb import margin  # the facade may reach every layer
+
+        return margin.compute_accounts(self._frame, market, accounts, collateral, models)
+
     def pnl_explain(self, market_t0, market_t1) -> pd.DataFrame:
         """P&L from ``market_t0`` to ``market_t1`` by greek, with the residual against full
         revaluation (see :func:`pmnb.book.pnl_explain`).

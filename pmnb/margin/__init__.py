@@ -302,3 +302,101 @@ def compute(book: pd.DataFrame, market, model: str | MarginModel, *, account: st
             collateral = collateral[collateral["account"].astype(str) == account]
     mdl.check_supported(v)
     return mdl.compute(v, market, account=account, collateral=collateral, orders=orders)
+
+
+#: The model pmnb uses for an account, by (venue, margin_mode); "*" matches any mode.
+DEFAULT_ACCOUNT_MODELS: dict[tuple[str, str], str | None] = {
+    ("deribit", "portfolio"): "deribit.portfolio", ("deribit", "*"): "deribit.standard",
+    ("binance", "*"): "binance.usdm", ("hyperliquid", "*"): "hyperliquid",
+    ("dydx", "*"): "dydx.v4", ("aave", "*"): "aave.v3", ("uniswap", "*"): None,
+}
+
+
+class AccountMargins(dict):
+    """One :class:`MarginReport` per account (a dict), plus ``errors`` for accounts whose model
+    could not run and ``skipped`` for accounts no margin applies to (e.g. an LP)."""
+
+    def __init__(self, reports: Mapping[str, MarginReport], errors: Mapping[str, str],
+                 skipped: Mapping[str, str]) -> None:
+        super().__init__(reports)
+        self.errors = dict(errors)
+        self.skipped = dict(skipped)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per account: the report's headline numbers, or why there is none.
+
+        Examples
+        --------
+        >>> AccountMargins({}, {"x": "boom"}, {}).summary()["status"].tolist()
+        ['error: boom']
+        """
+        rows = []
+        for acc, rep in self.items():
+            rows.append({**rep.summary().to_dict(), "status": "ok"})
+        for acc, msg in self.errors.items():
+            rows.append({"account": acc, "status": f"error: {msg}"})
+        for acc, msg in self.skipped.items():
+            rows.append({"account": acc, "status": f"no margin: {msg}"})
+        return pd.DataFrame(rows).set_index("account")
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+
+def compute_accounts(book: pd.DataFrame, market, accounts: pd.DataFrame,
+                     collateral: pd.DataFrame | None = None,
+                     models: Mapping[str, str | MarginModel] | None = None) -> AccountMargins:
+    """Margin of every account of a multi-venue book, each under its own venue's model.
+
+    The model comes from ``models[account]`` when given, else from the account's venue and
+    margin mode (:data:`DEFAULT_ACCOUNT_MODELS`). An account whose model is not available or
+    whose positions it cannot margin gets its error message in ``errors`` (shown in the
+    summary) instead of stopping the others; nothing is dropped silently.
+
+    Examples
+    --------
+    >>> import pandas as pd, pmnb
+    >>> m = pmnb.Market.from_dict("2026-01-01", spots={"BTC": 60_000.0},
+    ...                           marks={"binance:BTCUSDT": 60_000.0})
+    >>> acc = pd.DataFrame({"account": ["b"], "venue": ["binance"], "margin_mode": ["cross"],
+    ...                     "position_mode": ["one-way"], "fee_tier": ["0"],
+    ...                     "settlement_currency": ["USDT"]})
+    >>> book = pd.DataFrame({"account": ["b"], "venue": ["binance"], "symbol": ["BTCUSDT"],
+    ...                      "size": [1.0], "entry_price": [60_000.0]})
+    >>> coll = pd.DataFrame({"account": ["b"], "asset": ["USDT"], "balance": [3_000.0]})
+    >>> compute_accounts(book, m, acc, coll).summary()[["model", "maintenance", "status"]]
+                    model  maintenance status
+    account
+    b        binance.usdm        250.0     ok
+    """
+    from pmnb.book import validate_accounts, validate_positions
+
+    acc, coll = validate_accounts(accounts, collateral)
+    v = validate_positions(book, acc)
+    reports, errors, skipped = {}, {}, {}
+    for _, row in acc.iterrows():
+        name = str(row["account"])
+        choice = (models or {}).get(name)
+        if choice is None:
+            venue, mode = str(row["venue"]).lower(), str(row["margin_mode"])
+            key = (venue, mode) if (venue, mode) in DEFAULT_ACCOUNT_MODELS else (venue, "*")
+            if key not in DEFAULT_ACCOUNT_MODELS:
+                errors[name] = f"no default margin model for venue {venue!r}; pass models="
+                continue
+            choice = DEFAULT_ACCOUNT_MODELS[key]
+            if choice is None:
+                skipped[name] = f"{venue} positions carry no margin requirement"
+                continue
+        if isinstance(choice, str) and choice not in models_():
+            errors[name] = f"margin model {choice!r} is not available in this version"
+            continue
+        try:
+            reports[name] = compute(v, market, choice, account=name,
+                                    collateral=coll if len(coll) else None)
+        except ValidationError as exc:
+            errors[name] = str(exc)
+    return AccountMargins(reports, errors, skipped)
+
+
+models_ = models
+__all__ += ["AccountMargins", "DEFAULT_ACCOUNT_MODELS", "compute_accounts"]

@@ -106,3 +106,23 @@ def test_third_party_plugin_through_the_entry_point(tmp_path, monkeypatch):
     r = pmnb.margin.compute(book, market, model, collateral=coll)
     assert (r.initial, r.maintenance, r.equity) == pytest.approx((6_000.0, 1_500.0, 6_000.0))
     assert "pmnb_toy_margin" in sys.modules
+
+
+def test_margin_per_account_on_the_demo_portfolio():
+    import pmnb.demo
+
+    accounts, collateral, book, market = pmnb.demo.portfolio(fit_vols=False)
+    reports = book.pm.margin(market, accounts, collateral)
+    s = reports.summary()
+    assert set(s.index) == set(accounts["account"].astype(str))   # no account dropped
+    assert s.loc["binance-usdm", "model"] == "binance.usdm" and s.loc["binance-usdm", "status"] == "ok"
+    # Binance: one BTCUSDT short of 3.5 at the (substituted) mark, tier 2 of the 2021 table
+    n = 3.5 * market.mark("binance", "BTCUSDT")
+    assert reports["binance-usdm"].maintenance == pytest.approx(n * 0.005 - 50)
+    assert reports["binance-usdm"].equity == pytest.approx(
+        180_000 + 3.5 * (94_210 - market.mark("binance", "BTCUSDT")))
+    assert s.loc["uniswap-v3", "status"].startswith("no margin")
+    assert s.loc["deribit-pm", "status"].startswith("error: margin model 'deribit.portfolio'")
+    # an explicit model per account overrides the venue default
+    only = book.pm.margin(market, accounts, collateral, models={"deribit-pm": "binance.usdm"})
+    assert "this model margins" in only.errors["deribit-pm"]
