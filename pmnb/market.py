@@ -198,6 +198,17 @@ class ForwardCurve:
         return c
 
 
+@dataclasses.dataclass(frozen=True)
+class _ShiftedVol:
+    """A surface whose vols are shifted in parallel by ``shift`` at fixed strike (floored at 0)."""
+
+    base: Any
+    shift: float
+
+    def implied_vol(self, K: Any, T: Any) -> np.ndarray:
+        return np.maximum(np.asarray(self.base.implied_vol(K, T), dtype=float) + self.shift, 0.0)
+
+
 def _freeze(d: Mapping | None) -> Mapping:
     return MappingProxyType(dict(d or {}))
 
@@ -472,6 +483,37 @@ class Market:
         for k in marks:
             prov[f"mark:{k}"] = Provenance(source, self.timestamp, note)
         return dataclasses.replace(self, marks={**self.marks, **marks}, provenance=prov)
+
+    def shocked(self, spot_shock: float = 0.0, vol_shock: float = 0.0, *,
+                stable: tuple[str, ...] = ("USD", "USDC", "USDT", "DAI")) -> "Market":
+        """A copy where every non-stable price moves by ``spot_shock`` (relative) and every
+        implied vol by ``vol_shock`` (absolute, sticky strike, floored at 0).
+
+        Spots, whole forward curves and venue marks scale by ``1 + spot_shock`` together (one
+        common move, as in :func:`pmnb.book.scenario_grid`); stablecoin spots stay put. The
+        provenance notes say the market is shocked.
+
+        Examples
+        --------
+        >>> m = Market.from_dict("2026-01-01", spots={"BTC": 100.0, "USDC": 1.0},
+        ...                      vols={"BTC": 0.5}, marks={"binance:BTCUSDT": 101.0})
+        >>> s = m.shocked(-0.2, 0.1)
+        >>> s.spot("BTC"), s.spot("USDC"), s.mark("binance", "BTCUSDT"), float(s.vol("BTC", 90.0, "2026-06-01"))
+        (80.0, 1.0, 80.8, 0.6)
+        """
+        if not (np.isfinite(spot_shock) and spot_shock > -1):
+            raise ValidationError(f"spot_shock: got {spot_shock!r}; accepted: > -1", field="spot_shock")
+        f = 1.0 + spot_shock
+        spots = {u: (p if u.upper() in stable else p * f) for u, p in self.spots.items()}
+        curves = {u: ForwardCurve(u, c.spot * f, c.T, c.forwards * f)
+                  for u, c in self.curves.items()}
+        marks = {k: p * f for k, p in self.marks.items()}
+        vols = {u: (_ShiftedVol(v, vol_shock) if vol_shock else v) for u, v in self.vols.items()}
+        note = f"shocked: spot {spot_shock:+.4g}, vol {vol_shock:+.4g}"
+        prov = {k: dataclasses.replace(p, note=(p.note + "; " if p.note else "") + note)
+                for k, p in self.provenance.items()}
+        return dataclasses.replace(self, spots=spots, curves=curves, marks=marks, vols=vols,
+                                   provenance=prov)
 
     def age(self, key: str) -> pd.Timedelta:
         """Age of a field (``"spot:BTC"``, ``"mark:binance:BTCUSDT"``, ...) at the market time.

@@ -120,7 +120,8 @@ def test_every_public_function_has_a_runnable_example():
                     "pmnb.book", "pmnb.instruments", "pmnb.ledger", "pmnb.defi", "pmnb.vol",
                     "pmnb.demo", "pmnb.accessor", "pmnb.scenarios", "pmnb.margin",
                     "pmnb.margin.binance_usdm", "pmnb.margin.deribit_standard",
-                    "pmnb.margin.hyperliquid", "pmnb.margin.dydx_v4", "pmnb.margin.aave_v3"):
+                    "pmnb.margin.hyperliquid", "pmnb.margin.dydx_v4", "pmnb.margin.aave_v3",
+                    "pmnb.liquidation"):
         mod = importlib.import_module(modname)
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)
