@@ -103,3 +103,21 @@ def test_year_fraction_and_flat_vol():
         FlatVol(-0.1)
     with pytest.raises(ValidationError, match="timestamp"):
         Market.from_dict("not a date", spots={"BTC": 1.0})
+
+
+def test_shocked_market_moves_prices_together_and_records_it():
+    m = Market.from_dict("2026-01-01", spots={"BTC": 100.0, "USDT": 1.0},
+                         forwards={"BTC": {"2026-07-02": 104.0}}, vols={"BTC": 0.5},
+                         marks={"binance:BTCUSDT": 100.5})
+    s = m.shocked(0.25, -0.1)
+    assert s.spot("BTC") == 125.0 and s.spot("USDT") == 1.0
+    assert s.forward("BTC", "2026-07-02") == pytest.approx(130.0, rel=1e-14)
+    assert s.forward("BTC", "2026-04-02") == pytest.approx(1.25 * m.forward("BTC", "2026-04-02"),
+                                                           rel=1e-14)
+    assert s.mark("binance", "BTCUSDT") == pytest.approx(125.625)
+    assert float(s.vol("BTC", 100.0, "2026-06-01")) == pytest.approx(0.4)
+    assert float(m.shocked(0.0, -0.9).vol("BTC", 100.0, "2026-06-01")) == 0.0  # floored
+    assert "shocked: spot +0.25" in s.provenance["spot:BTC"].note
+    assert m.spot("BTC") == 100.0  # the original is untouched
+    with pytest.raises(ValidationError, match="spot_shock"):
+        m.shocked(-1.0)
