@@ -184,7 +184,8 @@ def test_threads_bit_identical():
 
 def _compile(tmp, debug):
     if shutil.which(CC) is None:
-        pytest.skip(f"C compiler {CC!r} not available")
+        # building pmnb needs a C compiler, so its absence is a broken environment, not a skip
+        pytest.fail(f"C compiler {CC!r} not available (pmnb's build needs it)")
     objs = []
     for src, flags in ((CORE / "lbr.c", ["-O3", "-fPIC", "-fno-fast-math"]),
                        (CORE / "ivfast.c", ["-O3", "-ffast-math", "-fPIC", "-fno-semantic-interposition"]
@@ -386,7 +387,7 @@ def test_fast_path_on_reference_distribution(lib):
 def test_libmvec_vector_calls_emitted(lib):
     """The vector loops were vectorised: the library imports libmvec's SIMD exp/log/cbrt."""
     if shutil.which("nm") is None:
-        pytest.skip("nm not available")
+        pytest.fail("nm not available (binutils come with the C toolchain pmnb's build needs)")
     out = subprocess.run(["nm", "-D", str(lib.path)], capture_output=True, text=True).stdout
     if "_ZGV" not in out:
         pytest.skip("compiler did not use libmvec (non-gcc or old glibc)")
