@@ -8,14 +8,14 @@ structured fields from the venue symbol where they are missing (:mod:`pmnb.instr
 column                  dtype                       meaning
 ======================  ==========================  ================================================
 position_id             string (unique)             generated as ``P0000…`` when absent
-account                 string                      the venue account (margin runs per account)
-venue                   string                      deribit, binance, okx, hyperliquid, dydx, aave,
+account                 category (text)             the venue account (margin runs per account)
+venue                   category (text)             deribit, binance, okx, hyperliquid, dydx, aave,
                                                     uniswap
-symbol                  string                      the venue's instrument name
+symbol                  category (text)             the venue's instrument name
 kind                    category                    option, future, perpetual, spot,
                                                     lending_supply, lending_borrow, lp
-underlying              string                      BTC, ETH, …
-quote                   string                      USD, USDT, USDC, …
+underlying              category (text)             BTC, ETH, …
+quote                   category (text)             USD, USDT, USDC, …
 settlement              category                    inverse (coin-settled) or linear
 strike                  float64                     options only (USD per coin)
 expiry                  datetime64[ns, UTC]         options and futures; Deribit at 08:00 UTC
@@ -29,13 +29,18 @@ entry_price             float64                     average entry in the instrum
 isolated_margin         float64 (optional)          margin posted to an isolated position
 leverage                float64 (optional)          venue leverage setting
 settlement_price        float64 (optional)          settles an expired option/future to cash
-asset, amount           string, float64             lending rows: the token and its current
+asset, amount           category (text), float64    lending rows: the token and its current
                                                     (accrued) balance, > 0; ``size`` becomes
                                                     +amount (supply) or −amount (borrow)
-pool, liquidity,        string, float64             Uniswap v3 LP rows: pool name, raw on-chain
+pool, liquidity,        category (text), float64    Uniswap v3 LP rows: pool name, raw on-chain
 tick_lower, tick_upper,                             liquidity L, tick range, token decimals;
 decimals0, decimals1                                token0 = underlying, token1 = quote
 ======================  ==========================  ================================================
+
+Text columns other than ``position_id`` are pandas categoricals whose categories are the distinct
+strings, sorted (``category (text)``): a book holds few distinct accounts, venues, symbols and
+coins, so validation and valuation work on their codes. They compare and convert like strings
+(``book["underlying"] == "BTC"``, ``.astype(str)``).
 
 Valuation conventions (per position, ``q = size × contract_size``):
 
@@ -82,14 +87,14 @@ _OPTION_TYPES = ("call", "put")
 
 #: Column -> dtype of a validated book (optional columns are added as NaN when absent).
 POSITION_SCHEMA: dict[str, Any] = {
-    "position_id": "string", "account": "string", "venue": "string", "symbol": "string",
-    "kind": pd.CategoricalDtype(KINDS), "underlying": "string", "quote": "string",
+    "position_id": "string", "account": "category", "venue": "category", "symbol": "category",
+    "kind": pd.CategoricalDtype(KINDS), "underlying": "category", "quote": "category",
     "settlement": pd.CategoricalDtype(_SETTLEMENTS), "strike": "float64",
     "expiry": "datetime64[ns, UTC]", "option_type": pd.CategoricalDtype(_OPTION_TYPES),
     "size": "float64", "contract_size": "float64", "entry_price": "float64",
     "isolated_margin": "float64", "leverage": "float64", "settlement_price": "float64",
-    "asset": "string", "amount": "float64",
-    "pool": "string", "liquidity": "float64", "tick_lower": "float64", "tick_upper": "float64",
+    "asset": "category", "amount": "float64",
+    "pool": "category", "liquidity": "float64", "tick_lower": "float64", "tick_upper": "float64",
     "decimals0": "float64", "decimals1": "float64",
 }
 _LENDING = ("lending_supply", "lending_borrow")
@@ -217,7 +222,11 @@ def _fill_onchain(df: pd.DataFrame, onchain: np.ndarray) -> pd.DataFrame:
         asset = df.loc[lend, "asset"].astype("string").str.upper()
         _bad("asset", df.loc[lend], asset.isna().to_numpy(dtype=bool), "a token symbol")
         sign = np.where(kind.loc[lend] == "lending_supply", 1.0, -1.0)
-        df.loc[lend, "size"] = sign * amount.to_numpy()
+        s = df["size"]
+        size = s.to_numpy(dtype=np.float64 if s.dtype == np.float64 else object, copy=True)
+        size[np.flatnonzero(onchain)[kind.isin(_LENDING).to_numpy(dtype=bool)]] = (
+            sign * amount.to_numpy())
+        df["size"] = size  # a new column: the input's is never written in place
         df.loc[lend, "underlying"] = [_WRAPPED.get(a, a) for a in asset]
     for c, default in (("quote", "USD"), ("settlement", "linear"), ("contract_size", 1.0)):
         fill = idx[df.loc[idx, c].isna().to_numpy()]
@@ -225,28 +234,110 @@ def _fill_onchain(df: pd.DataFrame, onchain: np.ndarray) -> pd.DataFrame:
     return df
 
 
-def _fill_structured(df: pd.DataFrame) -> pd.DataFrame:
-    """Fill kind/underlying/strike/... from venue symbols where the columns are absent or NaN."""
-    need = [c for c in _STRUCTURED if c not in df or df[c].isna().any()]
-    if not need:
-        return df
+_CODES_NA = -1
+_ID_CACHE: np.ndarray = np.empty(0, dtype=object)
+
+
+def _default_ids(n: int) -> pd.arrays.StringArray:
+    """``P0000, P0001, ...`` as a ``string`` array (the strings are made once and cached)."""
+    global _ID_CACHE
+    if len(_ID_CACHE) < n:
+        start = len(_ID_CACHE)
+        _ID_CACHE = np.concatenate(
+            (_ID_CACHE, np.array([f"P{i:04d}" for i in range(start, max(n, 2 * start))],
+                                 dtype=object)))
+    return pd.array(_ID_CACHE[:n], dtype="string")
+
+
+def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (-1 where missing) and the distinct values (object array) of a column."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return np.asarray(s.array.codes), np.asarray(s.cat.categories, dtype=object)
+    codes, uniq = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes, np.asarray(uniq, dtype=object)
+
+
+def _recode(codes: np.ndarray, ucodes: np.ndarray) -> np.ndarray:
+    """``ucodes[codes]`` keeping -1 (missing) as -1."""
+    return np.append(np.asarray(ucodes, dtype=np.int64), _CODES_NA)[codes]
+
+
+def _str_categorical(s: pd.Series) -> tuple[pd.Categorical, bool, bool]:
+    """A text column as a Categorical of its strings (sorted categories), computed on codes.
+
+    Returns the categorical, whether every non-missing value was already a ``str`` (values
+    that are not are converted with ``str``, as ``astype("string")`` does) and whether the
+    column already was such a categorical."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if all(isinstance(c, str) for c in cats):
+            return s.array, True, True
+    codes, uniq = _codes(s)
+    strs = [u if isinstance(u, str) else str(u) for u in uniq]
+    all_str = all(isinstance(u, str) for u in uniq)
+    cats = sorted(set(strs))
+    pos = {c: i for i, c in enumerate(cats)}
+    dtype = pd.CategoricalDtype(pd.Index(cats, dtype=str))
+    return (pd.Categorical.from_codes(_recode(codes, [pos[x] for x in strs]), dtype=dtype),
+            all_str, False)
+
+
+def _fixed_categorical(s: pd.Series, dtype: pd.CategoricalDtype) -> tuple[pd.Categorical,
+                                                                           np.ndarray]:
+    """A column as ``dtype`` (values lower-cased), and the mask of values outside its categories."""
+    if s.dtype == dtype:
+        return s.array, np.zeros(len(s), dtype=bool)
+    codes, uniq = _codes(s)
+    pos = {c: i for i, c in enumerate(dtype.categories)}
+    low = [(u if isinstance(u, str) else str(u)).lower() for u in uniq]
+    ucodes = np.array([pos.get(x, -2) for x in low], dtype=np.int64)
+    codes = _recode(codes, ucodes)
+    bad = codes == -2
+    return pd.Categorical.from_codes(np.where(bad, _CODES_NA, codes), dtype=dtype), bad
+
+
+def _merge_str_categoricals(a: pd.Categorical, b: pd.Categorical, take_b: np.ndarray
+                            ) -> pd.Categorical:
+    """``a`` with the rows of ``take_b`` taken from ``b`` (categories: the sorted union)."""
+    ca, cb = list(a.categories), list(b.categories)
+    if ca == cb:
+        return pd.Categorical.from_codes(np.where(take_b, b.codes, a.codes), dtype=a.dtype)
+    cats = sorted(set(ca) | set(cb))
+    pos = {c: i for i, c in enumerate(cats)}
+    dtype = pd.CategoricalDtype(pd.Index(cats, dtype=str))
+    codes = np.where(take_b, _recode(b.codes, [pos[c] for c in cb]),
+                     _recode(a.codes, [pos[c] for c in ca]))
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+def _parse_unique(df: pd.DataFrame, off: np.ndarray, sym: pd.Categorical, ven: pd.Categorical,
+                  exact: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """Parse each distinct (symbol, venue) pair of the rows ``off`` once.
+
+    Returns the parsed frame of the distinct pairs and, per row of ``off``, its pair's row.
+    On any parse error (or non-text symbols/venues, ``exact=False``) the rows are parsed through
+    :func:`pmnb.instruments.parse_symbols` as given, so the error names the frame's row."""
     from pmnb import instruments  # same low layer: symbol grammar only
 
-    onchain = df["venue"].astype(str).str.lower().isin(("aave", "uniswap"))
-    if onchain.any():
-        df = _fill_onchain(df, onchain.to_numpy())
-    if (~onchain).any():
-        parsed = instruments.parse_symbols(df.loc[~onchain, "symbol"], df.loc[~onchain, "venue"])
-        for c in need:
-            if c not in parsed:
-                continue
-            if c not in df:
-                df[c] = pd.Series(pd.NA, index=df.index, dtype=object)
-            col = df[c].astype(object)
-            fill = col.loc[~onchain].isna()
-            col.loc[fill[fill].index] = parsed.loc[fill[fill].index, c].astype(object)
-            df[c] = col
-    return df
+    sc, vc = sym.codes[off].astype(np.int64), ven.codes[off].astype(np.int64)
+    nv = len(ven.categories)
+    pair = sc * nv + vc
+    if len(sym.categories) * nv <= 4 * len(pair) + 64:
+        used = np.flatnonzero(np.bincount(pair, minlength=len(sym.categories) * nv))
+        where = np.full(len(sym.categories) * nv, -1, dtype=np.int64)
+        where[used] = np.arange(len(used))
+        inv, upair = where[pair], used
+    else:
+        inv, upair = pd.factorize(pair)
+    if exact:
+        scats = np.asarray(sym.categories, dtype=object)
+        vcats = np.asarray(ven.categories, dtype=object)
+        try:
+            return instruments.parse_symbols(scats[upair // nv], vcats[upair % nv]), inv
+        except ValidationError:
+            pass  # parse again below, row by row, for the error message
+    parsed = instruments.parse_symbols(df["symbol"].iloc[off], df["venue"].iloc[off])
+    return parsed.reset_index(drop=True), np.arange(len(off))
 
 
 def validate_positions(frame: pd.DataFrame, accounts: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -273,6 +364,12 @@ def validate_positions(frame: pd.DataFrame, accounts: pd.DataFrame | None = None
         ``position_id``, unknown kind or settlement, non-finite size, non-positive contract size,
         options without strike/expiry/type, futures without expiry.
 
+    Notes
+    -----
+    Text columns are checked and converted on their distinct values (categorical codes), and
+    each distinct (symbol, venue) pair is parsed once; a frame that already has the schema's
+    dtypes (a validated book) is not converted again, but every value check still runs.
+
     Examples
     --------
     >>> import pandas as pd
@@ -293,50 +390,139 @@ def validate_positions(frame: pd.DataFrame, accounts: pd.DataFrame | None = None
     if missing:
         raise ValidationError(f"positions: missing column(s) {missing}; required: "
                               f"{list(_REQUIRED)}", field=missing[0])
-    df = frame.copy()
+    # copy-on-write: the columns are shared with the input until replaced, never written in place
+    df = frame.copy(deep=False)
+    n = len(df)
+    new: dict[str, Any] = {}          # typed columns that replace (or add to) the input's
+    exact = True
     for c in ("account", "venue", "symbol"):
-        _bad(c, df, df[c].isna() | (df[c].astype(str).str.strip() == ""), "a non-empty string")
+        cat, is_str, same = _str_categorical(df[c])
+        exact &= is_str
+        empty = np.array([not x.strip() for x in cat.categories] + [True], dtype=bool)
+        _bad(c, df, empty[cat.codes], "a non-empty string")
+        if not same:
+            new[c] = cat
     if "position_id" not in df or df["position_id"].isna().all():
-        df["position_id"] = [f"P{i:04d}" for i in range(len(df))]
-    _bad("position_id", df, df["position_id"].isna(), "a non-empty id on every row")
-    _bad("position_id", df, df["position_id"].duplicated(keep="first"), "unique ids")
+        new["position_id"] = _default_ids(n)          # unique by construction
+    else:
+        pid = df["position_id"]
+        _bad("position_id", df, pid.isna(), "a non-empty id on every row")
+        _bad("position_id", df, pid.duplicated(keep="first"), "unique ids")
+        if pid.dtype != pd.api.types.pandas_dtype(POSITION_SCHEMA["position_id"]):
+            new["position_id"] = pid.astype("string").array
     if accounts is not None:
         _check_accounts(df, accounts)
-    df = _fill_structured(df)
+    need = [c for c in _STRUCTURED if c not in df or df[c].isna().any()]
+    parsed: dict[str, Any] = {}
+    if need:
+        ven = new.get("venue", df["venue"].array)
+        vlow = np.array([v.lower() in ("aave", "uniswap") for v in ven.categories] + [False])
+        onchain = vlow[ven.codes]
+        if onchain.any():
+            df = _fill_onchain(df, onchain)
+        off = np.flatnonzero(~onchain)
+        if len(off):
+            sym = new.get("symbol", df["symbol"].array)
+            ptab, inv = _parse_unique(df, off, sym, ven, exact)
+            parsed = {"_rows": off, "_inv": inv, "_frame": ptab}
     for c, dtype in POSITION_SCHEMA.items():
-        if c not in df:
-            df[c] = pd.Series(np.nan, index=df.index)
+        if c in new:
+            continue
+        s = df[c] if c in df else pd.Series(np.nan, index=df.index)
+        changed = c not in df
+        fill = None
+        if parsed and c in need:
+            fill = np.zeros(n, dtype=bool)
+            fill[parsed["_rows"]] = True
+            fill &= s.isna().to_numpy()
+            if not fill.any():
+                fill = None
         if c == "expiry":
-            try:
-                df[c] = pd.to_datetime(df[c], utc=True).astype(dtype)
-            except (TypeError, ValueError):
-                bad = pd.to_datetime(df[c], utc=True, errors="coerce").isna() & df[c].notna()
-                _bad(c, df, bad, "a UTC timestamp")
+            if s.dtype == dtype:
+                out = s.array
+            else:
+                changed = True
+                try:
+                    out = pd.to_datetime(s, utc=True).astype(dtype).array
+                except (TypeError, ValueError):
+                    bad = pd.to_datetime(s, utc=True, errors="coerce").isna() & s.notna()
+                    _bad(c, df, bad, "a UTC timestamp")
+            if fill is not None:
+                rows = parsed["_rows"]
+                f = fill[rows]
+                ns = out.asi8.copy()
+                pe = pd.DatetimeIndex(parsed["_frame"][c]).as_unit("ns").asi8[parsed["_inv"]]
+                ns[rows[f]] = pe[f]
+                out = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
+                changed = True
         elif isinstance(dtype, pd.CategoricalDtype):
-            s = df[c].astype("string").str.lower()
-            _bad(c, df, s.notna() & ~s.isin(dtype.categories), f"one of {list(dtype.categories)}")
-            df[c] = s.astype(dtype)
+            out, bad = _fixed_categorical(s, dtype)
+            _bad(c, df, bad, f"one of {list(dtype.categories)}")
+            changed |= s.dtype != dtype
+            if fill is not None:
+                pc = _fixed_categorical(parsed["_frame"][c], dtype)[0].codes[parsed["_inv"]]
+                codes = out.codes.copy()
+                codes[parsed["_rows"]] = np.where(fill[parsed["_rows"]], pc,
+                                                  codes[parsed["_rows"]])
+                out = pd.Categorical.from_codes(codes, dtype=dtype)
+                changed = True
         elif dtype == "float64":
-            num = pd.to_numeric(df[c], errors="coerce")
-            _bad(c, df, num.isna() & df[c].notna(), "a number")
-            df[c] = num.astype("float64")
+            if s.dtype == np.float64:
+                out = s.to_numpy()
+            else:
+                changed = True
+                num = pd.to_numeric(s, errors="coerce")
+                _bad(c, df, num.isna() & s.notna(), "a number")
+                out = num.astype("float64").to_numpy()
+            if fill is not None:
+                out = out.copy()
+                rows = parsed["_rows"]
+                out[rows] = np.where(fill[rows], parsed["_frame"][c].to_numpy()[parsed["_inv"]],
+                                     out[rows])
+                changed = True
+        elif dtype == "category":
+            out, _, same = _str_categorical(s)
+            changed |= not same
+            if fill is not None:
+                rows = parsed["_rows"]
+                pcat = _str_categorical(parsed["_frame"][c])[0]
+                pcodes = np.full(n, _CODES_NA, dtype=np.int64)
+                pcodes[rows] = pcat.codes[parsed["_inv"]]
+                out = _merge_str_categoricals(out, pd.Categorical.from_codes(
+                    pcodes, dtype=pcat.dtype), fill)
+                changed = True
         else:
-            df[c] = df[c].astype(dtype)
-    _bad("kind", df, df["kind"].isna(), f"one of {list(KINDS)}")
-    _bad("size", df, ~np.isfinite(df["size"].to_numpy()), "a finite signed number of contracts")
-    cs = df["contract_size"].to_numpy()
+            changed |= s.dtype != pd.api.types.pandas_dtype(dtype)
+            out = s.astype(dtype).array if changed else s.array
+        if changed:
+            new[c] = out
+    def get(c: str) -> Any:
+        return new[c] if c in new else df[c].array
+
+    kind, size = get("kind"), np.asarray(get("size"), dtype=float)
+    kc = np.asarray(kind.codes)
+    _bad("kind", df, kc < 0, f"one of {list(KINDS)}")
+    _bad("size", df, ~np.isfinite(size), "a finite signed number of contracts")
+    cs = np.asarray(get("contract_size"), dtype=float)
     _bad("contract_size", df, ~(cs > 0), "finite, > 0")
-    is_opt = (df["kind"] == "option").to_numpy()
-    dated = is_opt | (df["kind"] == "future").to_numpy()
-    _bad("strike", df, is_opt & ~(df["strike"].to_numpy() > 0), "> 0 on option rows")
-    _bad("option_type", df, is_opt & df["option_type"].isna().to_numpy(), "call or put on options")
-    _bad("expiry", df, dated & df["expiry"].isna().to_numpy(), "a UTC expiry on options and futures")
-    _bad("settlement", df, df["settlement"].isna().to_numpy() & (df["kind"] != "spot").to_numpy(),
+    is_opt = kc == KINDS.index("option")
+    dated = is_opt | (kc == KINDS.index("future"))
+    _bad("strike", df, is_opt & ~(np.asarray(get("strike"), dtype=float) > 0),
+         "> 0 on option rows")
+    _bad("option_type", df, is_opt & np.asarray(pd.isna(get("option_type"))),
+         "call or put on options")
+    _bad("expiry", df, dated & np.asarray(pd.isna(get("expiry"))),
+         "a UTC expiry on options and futures")
+    _bad("settlement", df, np.asarray(pd.isna(get("settlement"))) & (kc != KINDS.index("spot")),
          "inverse or linear")
-    ep = df["entry_price"].to_numpy()
+    ep = np.asarray(get("entry_price"), dtype=float)
     _bad("entry_price", df, ~np.isnan(ep) & ~(ep > 0), "> 0, or NaN when unknown")
     order = list(POSITION_SCHEMA) + [c for c in df.columns if c not in POSITION_SCHEMA]
-    return df[order]
+    if not new:
+        return df if list(df.columns) == order else df[order]
+    out = pd.DataFrame({c: (new[c] if c in new else df[c].array) for c in order},
+                       index=df.index, copy=False)
+    return out.__finalize__(frame)
 
 
 def read_positions(source: str | Path | pd.DataFrame,
@@ -360,18 +546,27 @@ def read_positions(source: str | Path | pd.DataFrame,
 
 def _expiry_T(book: pd.DataFrame, market) -> np.ndarray:
     T = np.full(len(book), np.nan)
-    has = book["expiry"].notna().to_numpy()
+    exp = pd.DatetimeIndex(book["expiry"])
+    has = ~exp.isna()
     if has.any():
-        T[has] = (pd.DatetimeIndex(book["expiry"][has]) - market.timestamp).total_seconds() / (
-            365.0 * 86400.0)
+        codes, uniq = pd.factorize(exp[has])   # the year fraction of each distinct expiry
+        T[has] = ((pd.DatetimeIndex(uniq) - market.timestamp).total_seconds() / (
+            365.0 * 86400.0)).to_numpy()[codes]
     return T
 
 
 def _per_underlying(book: pd.DataFrame, fn) -> np.ndarray:
+    codes, uniq = _codes(book["underlying"])
     out = np.full(len(book), np.nan)
-    for u, idx in book.groupby(book["underlying"].astype(str), sort=False).indices.items():
-        out[idx] = fn(u, idx)
-    return out
+    if len(book) == 0:
+        return out
+    if (codes < 0).any():   # as ``astype(str)`` names missing values
+        uniq = np.append(uniq, str(book["underlying"].astype(str).iloc[int(np.argmin(codes))]))
+        codes = np.where(codes < 0, len(uniq) - 1, codes)
+    per = np.full(len(uniq), np.nan)
+    for u in pd.unique(codes):      # in order of appearance, each distinct underlying once
+        per[u] = fn(str(uniq[u]), np.flatnonzero(codes == u))
+    return per[codes]
 
 
 def _check_expired(book: pd.DataFrame, T: np.ndarray) -> np.ndarray:
@@ -387,15 +582,92 @@ def _check_expired(book: pd.DataFrame, T: np.ndarray) -> np.ndarray:
     return expired
 
 
-def _option_inputs(book: pd.DataFrame, market, idx: np.ndarray, T: np.ndarray):
-    sub = book.iloc[idx]
-    F = np.empty(len(idx))
-    sigma = np.empty(len(idx))
+def _instruments(book: pd.DataFrame, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``idx`` grouped by instrument: ``(rep, inv)`` with ``rep`` one row of each distinct
+    (underlying, expiry, strike, option_type, settlement) and ``inv`` each row's group.
+
+    Groups by the symbol's codes when every row of a symbol has the same fields (checked), else
+    by the fields themselves."""
+    n = len(idx)
+    fields = [book["strike"].to_numpy()[idx].view(np.int64),
+              pd.DatetimeIndex(book["expiry"]).as_unit("ns").asi8[idx]]
+    fields += [_codes(book[c])[0][idx] for c in ("underlying", "option_type", "settlement")]
+    sym = book["symbol"]
+    if isinstance(sym.dtype, pd.CategoricalDtype) and n:
+        codes = np.asarray(sym.array.codes)[idx].astype(np.int64)
+        count = np.bincount(codes + 1, minlength=len(sym.cat.categories) + 1)
+        used = np.flatnonzero(count)
+        where = np.zeros(len(count), dtype=np.int64)
+        where[used] = np.arange(len(used))
+        inv = where[codes + 1]
+        rep = np.empty(len(used), dtype=np.int64)
+        rep[inv] = np.arange(n)
+        if all(np.array_equal(f[rep][inv], f) for f in fields):
+            return rep, inv
+    key = np.zeros(n, dtype=np.int64)
+    for f in fields:
+        c, u = pd.factorize(f)
+        key = key * (len(u) + 1) + c
+        key = pd.factorize(key)[0]
+    inv, _ = pd.factorize(key)
+    rep = np.empty(inv.max() + 1 if n else 0, dtype=np.int64)
+    rep[inv] = np.arange(n)
+    return rep, inv
+
+
+def _is_value(s: pd.Series, values: Sequence[str], *, upper: bool = False) -> np.ndarray:
+    """Rows of ``s`` whose text (``astype(str)``, upper-cased if asked) is one of ``values``,
+    decided on the distinct values only."""
+    codes, uniq = _codes(s)
+    if (codes < 0).any():
+        uniq = np.append(uniq, str(s.astype(str).iloc[int(np.argmin(codes))]))
+        codes = np.where(codes < 0, len(uniq) - 1, codes)
+    hit = np.array([(str(u).upper() if upper else str(u)) in values for u in uniq] + [False])
+    return hit[codes]
+
+
+def _kind_masks(book: pd.DataFrame):
+    """``is_kind(*kinds)``: the rows of the book of any of ``kinds``, from the kind's codes."""
+    codes, uniq = _codes(book["kind"])
+    names = np.append(np.array([str(u) for u in uniq], dtype=object), None)
+
+    def is_kind(*kinds: str) -> np.ndarray:
+        return np.array([k in kinds for k in names])[codes]
+    return is_kind
+
+
+def _text_where(cond: np.ndarray, a: pd.Series, b: pd.Series) -> np.ndarray:
+    """``np.where(cond, a.astype(str), b.astype(str))`` as an object array, built from codes."""
+    out = np.empty(len(cond), dtype=object)
+    for mask, s in ((cond, a), (~cond, b)):
+        if mask.any():
+            codes, uniq = _codes(s)
+            if (codes < 0).any():
+                uniq = np.append(uniq, str(s.astype(str).iloc[int(np.argmin(codes))]))
+                codes = np.where(codes < 0, len(uniq) - 1, codes)
+            text = np.array([str(u) for u in uniq], dtype=object)
+            out[mask] = text[codes[mask]]
+    return out
+
+
+def _option_inputs(book: pd.DataFrame, market, idx: np.ndarray, T: np.ndarray, *,
+                   distinct: bool = False):
+    """Forward, strike, time and surface vol of the option rows ``idx`` (each distinct
+    instrument looked up once; ``distinct=True``: the rows already are distinct instruments)."""
+    if distinct:
+        rep, inv = np.arange(len(idx)), np.arange(len(idx))
+    else:
+        rep, inv = _instruments(book, idx)
+    rows = idx[rep]
+    sub = book.iloc[rows]
+    F = np.empty(len(rows))
+    sigma = np.empty(len(rows))
+    K = sub["strike"].to_numpy()
     for u, j in sub.groupby(sub["underlying"].astype(str), sort=False).indices.items():
         expiry = sub["expiry"].iloc[j]
         F[j] = np.atleast_1d(market.forward(u, pd.DatetimeIndex(expiry)))
-        sigma[j] = market.vol(u, sub["strike"].to_numpy()[j], pd.DatetimeIndex(expiry))
-    return F, sub["strike"].to_numpy(), np.maximum(T[idx], 0.0), sigma
+        sigma[j] = market.vol(u, K[j], pd.DatetimeIndex(expiry))
+    return F[inv], K[inv], np.maximum(T[rows], 0.0)[inv], sigma[inv]
 
 
 def _asset_prices(assets: np.ndarray, market) -> tuple[np.ndarray, np.ndarray]:
@@ -589,31 +861,45 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
     T = _expiry_T(book, market)
     expired = _check_expired(book, T)
     n = len(book)
-    kind = book["kind"].astype(str).to_numpy()
-    inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
+    is_kind = _kind_masks(book)
+    inverse = _is_value(book["settlement"], ("inverse",))
     q = book["size"].to_numpy() * book["contract_size"].to_numpy()
     spot = _per_underlying(book, lambda u, idx: _asset_prices(np.array([u]), market)[0][0])
     out = {c: np.zeros(n) for c in _GREEK_COLS}
-    opt = np.flatnonzero((kind == "option") & ~expired)
+    opt = np.flatnonzero(is_kind("option") & ~expired)
     names = ("delta", "gamma", "vega", "theta", "vanna", "volga")
-    for rows, F, K, Tt, sigma, w, settlement in _option_groups(book, market, opt, T):
-        g = pricing.greeks(F, K, Tt, sigma, market.rate("USD"), option_type=w,
-                           settlement=settlement, greeks=names, units=units)
-        out["delta_coin"][rows] = q[rows] * g["delta"]
+    if len(opt):
+        # each distinct instrument priced once, then scaled by each row's q
+        rep, inv = _instruments(book, opt)
+        rows = opt[rep]
+        F, K, Tt, sigma = _option_inputs(book, market, rows, T, distinct=True)
+        w = np.where(_is_value(book["option_type"], ("call",))[rows], 1.0, -1.0)
+        G = {name: np.empty(len(rows)) for name in names}
+        for invs in (False, True):
+            j = inverse[rows] == invs
+            if j.any():
+                g = pricing.greeks(F[j], K[j], Tt[j], sigma[j], market.rate("USD"),
+                                   option_type=w[j], settlement="inverse" if invs else "linear",
+                                   greeks=names, units=units)
+                for name in names:
+                    G[name][j] = g[name]
+        qo = q[opt]
+        out["delta_coin"][opt] = qo * G["delta"][inv]
         for name in names[1:]:
-            out[name][rows] = q[rows] * g[name]
-    lin = np.flatnonzero(np.isin(kind, ("future", "perpetual", "spot")) & ~inverse & ~expired)
+            out[name][opt] = qo * G[name][inv]
+    lin = np.flatnonzero(is_kind("future", "perpetual", "spot") & ~inverse & ~expired)
     out["delta_coin"][lin] = q[lin]
-    invf = np.flatnonzero(np.isin(kind, ("future", "perpetual")) & inverse & ~expired)
+    invf = np.flatnonzero(is_kind("future", "perpetual") & inverse & ~expired)
     if len(invf):
         marks = value_positions(book.iloc[invf], market)["price"].to_numpy()
         out["delta_coin"][invf] = q[invf] / marks
         # coin P&L q (1/e - 1/F): its coin delta F d/dF = q/F changes by -q/F^2 per USD
         out["gamma"][invf] = -q[invf] / marks**2
-    lend = np.flatnonzero(np.isin(kind, _LENDING))
-    stable = np.isin(book["underlying"].astype(str).str.upper().to_numpy(), _STABLES)
-    out["delta_coin"][lend] = np.where(stable[lend], 0.0, q[lend])
-    lp = np.flatnonzero(kind == "lp")
+    lend = np.flatnonzero(is_kind(*_LENDING))
+    if len(lend):
+        stable = _is_value(book["underlying"], _STABLES, upper=True)
+        out["delta_coin"][lend] = np.where(stable[lend], 0.0, q[lend])
+    lp = np.flatnonzero(is_kind("lp"))
     if len(lp):
         from pmnb import defi
 
@@ -626,9 +912,8 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
     out["delta_usd"] = out["delta_coin"] * spot
     out["gamma_1pct_usd"] = out["gamma"] * spot * spot / 100.0
     res = pd.DataFrame(out, index=book.index)
-    res["greeks_currency"] = np.where(inverse & (kind != "spot"),
-                                      book["underlying"].astype(str).to_numpy(),
-                                      book["quote"].astype(str).to_numpy())
+    coin = inverse & ~is_kind("spot")
+    res["greeks_currency"] = _text_where(coin, book["underlying"], book["quote"])
     return res
 
 
@@ -663,8 +948,10 @@ def exposures(book: pd.DataFrame, market, by: Sequence[str] = ("underlying", "ex
         "vega_coin": np.where(coin, g["vega"], g["vega"] / spot),
         "theta_coin": np.where(coin, g["theta"], g["theta"] / spot),
     }, index=book.index)
-    keys = [book[k] if k != "expiry" else book[k].astype(object).where(book[k].notna(), "none")
-            for k in by]
+    keys = [book[k].astype("string") if isinstance(POSITION_SCHEMA.get(k), str)
+            and POSITION_SCHEMA[k] == "category" and isinstance(book[k].dtype, pd.CategoricalDtype)
+            else book[k] if k != "expiry"
+            else book[k].astype(object).where(book[k].notna(), "none") for k in by]
     return frame.groupby(keys, observed=True, sort=True).sum()
 
 

@@ -294,3 +294,90 @@ def test_scenario_grid_on_the_demo_portfolio():
     assert zero["pnl_usd"].abs().sum() < 0.01 * book.pm.value(market)["value_usd"].abs().sum()
     by = grid.groupby(["spot_shock", "vol_shock"])["pnl_usd"].sum()
     assert by.loc[(-0.5, 0.2)] != by.loc[(0.5, 0.2)]
+
+
+def _row_by_row(book):
+    """The validated frame built the slow way: one parse_symbol per row, then the schema."""
+    from pmnb.book import POSITION_SCHEMA
+    from pmnb.instruments import parse_symbol
+
+    rows = []
+    for i, r in enumerate(book.itertuples(index=False)):
+        inst = parse_symbol(r.symbol, r.venue)
+        rows.append({
+            "position_id": f"P{i:04d}", "account": r.account, "venue": r.venue,
+            "symbol": r.symbol, "kind": inst.kind.value, "underlying": inst.underlying,
+            "quote": inst.quote, "settlement": inst.settlement.value,
+            "strike": np.nan if inst.strike is None else inst.strike,
+            "expiry": pd.NaT if inst.expiry is None else inst.expiry,
+            "option_type": None if inst.option_type is None else inst.option_type.value,
+            "size": r.size, "contract_size": inst.contract_size, "entry_price": r.entry_price})
+    exp = pd.DataFrame(rows, index=book.index)
+    for c, dtype in POSITION_SCHEMA.items():
+        if c not in exp:
+            exp[c] = np.nan
+        if isinstance(dtype, str) and dtype == "category":   # text: sorted string categories
+            cats = pd.Index(sorted(exp[c].dropna().astype(str).unique()), dtype=str)
+            exp[c] = pd.Categorical(exp[c], categories=cats)
+        elif c == "expiry":
+            exp[c] = pd.to_datetime(exp[c], utc=True).astype(dtype)
+        else:
+            exp[c] = exp[c].astype(dtype)
+    return exp[list(POSITION_SCHEMA)]
+
+
+def test_validation_on_codes_equals_row_by_row_parsing_on_a_large_mixed_book():
+    chain = pmnb.datasets.load_deribit_chain("2025-12-31").instrument_name.to_numpy()
+    pool = [(s, "deribit") for s in chain[:300]] + [
+        ("BTCUSDT", "binance"), ("ETHUSDC", "Binance"), ("BTCUSDT_260327", "binance"),
+        ("BTC-USD-SWAP", "okx"), ("ETH-USDT-260327", "OKX"), ("BTC", "hyperliquid"),
+        ("kPEPE", "hyperliquid"), ("ETH-USD", "dydx"), ("BTC-PERPETUAL", " DERIBIT")]
+    rng = np.random.default_rng(7)
+    n = 20_000
+    pick = rng.integers(0, len(pool), n)
+    book = pd.DataFrame({
+        "account": rng.choice(["pm", "sm", "hedge"], n),
+        "venue": [pool[i][1] for i in pick], "symbol": [pool[i][0] for i in pick],
+        "size": rng.normal(0, 10, n),
+        "entry_price": np.where(rng.random(n) < 0.5, np.nan, 0.05)},
+        index=pd.Index(rng.permutation(n) * 2 + 1, name="row"))
+    before = book.copy()
+    v = validate_positions(book)
+    pd.testing.assert_frame_equal(book, before)                 # input untouched
+    pd.testing.assert_frame_equal(v, _row_by_row(book))
+    # the already-validated (fast) path: same frame, and every value check still runs
+    pd.testing.assert_frame_equal(validate_positions(v), v)
+    pd.testing.assert_frame_equal(v.pm.validate(), v)
+    broken = v.copy()
+    broken.loc[broken.index[123], "size"] = np.inf
+    with pytest.raises(ValidationError, match=rf"size: row {broken.index[123]}"):
+        validate_positions(broken)
+    dup = v.assign(position_id=v["position_id"].where(np.arange(n) != 5, v["position_id"].iloc[2]))
+    with pytest.raises(ValidationError, match=rf"position_id: row {v.index[5]}"):
+        validate_positions(dup)
+    empty = v.assign(account=v["account"].cat.add_categories([" "]))
+    empty.loc[empty.index[9], "account"] = " "
+    with pytest.raises(ValidationError, match=rf"account: row {v.index[9]}"):
+        validate_positions(empty)
+
+
+def test_greeks_by_distinct_instrument_match_row_by_row(market):
+    book = validate_positions(pd.DataFrame({
+        "account": "a", "venue": "deribit",
+        "symbol": ["BTC-27MAR26-110000-C", "ETH-27MAR26-2500-P"] * 50 + ["BTC-27MAR26"],
+        "size": np.linspace(-5, 5, 101), "entry_price": 99_000.0}))
+    g = position_greeks(book, market)
+    one = pd.concat([position_greeks(book.iloc[[i]], market) for i in (0, 1, 100)])
+    for i, label in ((0, 0), (1, 1), (2, 100)):
+        scale = book["size"].iloc[label] / book["size"].iloc[[0, 1, 100][i]]
+        pd.testing.assert_series_equal(g.loc[label].drop("greeks_currency").astype(float),
+                                       one.iloc[i].drop("greeks_currency").astype(float) * scale,
+                                       rtol=1e-13, check_names=False)
+    # a symbol whose fields were edited after validation is priced on its own fields
+    edited = book.copy()
+    edited.loc[2, "strike"] = 120_000.0
+    ref = position_greeks(edited.iloc[[2]], market)
+    assert position_greeks(edited, market).loc[2, "delta_coin"] == pytest.approx(
+        ref.loc[2, "delta_coin"], rel=1e-13)
+    assert position_greeks(edited, market).loc[0, "delta_coin"] == pytest.approx(
+        g.loc[0, "delta_coin"], rel=1e-13)
