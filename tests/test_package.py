@@ -121,7 +121,7 @@ def test_every_public_function_has_a_runnable_example():
                     "pmnb.demo", "pmnb.accessor", "pmnb.scenarios", "pmnb.margin",
                     "pmnb.margin.binance_usdm", "pmnb.margin.deribit_standard",
                     "pmnb.margin.hyperliquid", "pmnb.margin.dydx_v4", "pmnb.margin.aave_v3",
-                    "pmnb.liquidation"):
+                    "pmnb.liquidation", "pmnb.margin.deribit_portfolio", "pmnb.margin.span"):
         mod = importlib.import_module(modname)
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)

@@ -184,7 +184,8 @@ class MarginModel:
 _REGISTRY: dict[str, Callable[..., MarginModel]] = {}
 _BUILTIN_MODULES = ("pmnb.margin.binance_usdm", "pmnb.margin.hyperliquid",
                     "pmnb.margin.dydx_v4", "pmnb.margin.aave_v3",
-                    "pmnb.margin.deribit_standard", "pmnb.margin.deribit_portfolio")
+                    "pmnb.margin.deribit_standard", "pmnb.margin.deribit_portfolio",
+                    "pmnb.margin.span")
 
 
 def register(name: str) -> Callable[[Callable[..., MarginModel]], Callable[..., MarginModel]]:
