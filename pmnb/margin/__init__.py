@@ -150,6 +150,8 @@ class MarginModel:
 
     name: str = ""
     kinds: tuple[str, ...] = ()
+    #: account margin modes (accounts frame) this rule set applies to
+    margin_modes: tuple[str, ...] = ("cross", "isolated", "portfolio")
     params_type: type[MarginParams] = MarginParams
 
     def __init__(self, params: MarginParams | None = None, **overrides: Any) -> None:
@@ -392,7 +394,14 @@ def compute_accounts(book: pd.DataFrame, market, accounts: pd.DataFrame,
             errors[name] = f"margin model {choice!r} is not available in this version"
             continue
         try:
-            reports[name] = compute(v, market, choice, account=name,
+            mdl = get(choice) if isinstance(choice, str) else choice
+            mode = str(row["margin_mode"])
+            if mode not in mdl.margin_modes:
+                raise ValidationError(
+                    f"margin_mode: account {name!r} is {mode!r} in the accounts frame, but "
+                    f"{mdl.name} applies to {', '.join(mdl.margin_modes)} accounts",
+                    field="margin_mode")
+            reports[name] = compute(v, market, mdl, account=name,
                                     collateral=coll if len(coll) else None)
         except ValidationError as exc:
             errors[name] = str(exc)

@@ -445,6 +445,7 @@ class DeribitPortfolio(MarginModel):
     """
 
     name = "deribit.portfolio"
+    margin_modes = ("portfolio",)
     kinds = ("option", "future", "perpetual")
     params_type = DeribitPortfolioParams
 

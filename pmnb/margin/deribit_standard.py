@@ -181,6 +181,7 @@ class DeribitStandard(MarginModel):
     """Deribit standard (segregated) margin (see the module docstring)."""
 
     name = "deribit.standard"
+    margin_modes = ("cross", "isolated")
     kinds = ("future", "perpetual", "option")
     params_type = DeribitStandardParams
 

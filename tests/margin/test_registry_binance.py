@@ -129,3 +129,13 @@ def test_margin_per_account_on_the_demo_portfolio():
     # an explicit model per account overrides the venue default
     only = book.pm.margin(market, accounts, collateral, models={"deribit-pm": "binance.usdm"})
     assert "this model margins" in only.errors["deribit-pm"]
+
+
+def test_inconsistent_margin_mode_is_a_clear_error():
+    import pmnb.demo
+
+    accounts, collateral, book, market = pmnb.demo.portfolio()
+    r = book.pm.margin(market, accounts, collateral, models={"deribit-pm": "deribit.standard"})
+    assert r.errors["deribit-pm"].startswith(
+        "margin_mode: account 'deribit-pm' is 'portfolio' in the accounts frame, but "
+        "deribit.standard applies to cross, isolated accounts")
