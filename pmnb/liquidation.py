@@ -46,11 +46,13 @@ class LiquidationResult:
     Attributes
     ----------
     table : DataFrame
-        One row per crossing: ``direction`` (down / up), ``spot_shock``, ``underlying``,
-        ``price`` (that underlying's index at the crossing), ``distance_pct``.
+        One row per crossing: ``group`` (``"cross"`` for the account's shared wallet, or the
+        ``position_id`` of an isolated position, which is margined alone), ``direction``
+        (down / up), ``spot_shock``, ``underlying``, ``price`` (that underlying's index at the
+        crossing), ``distance_pct``.
     status : str
         ``"liquidation prices found"``, ``"no liquidation price between … and …"`` or
-        ``"already at or below maintenance"``.
+        ``"already at or below maintenance: <groups>"``.
     model, account : str
     searched : tuple
         The shock range searched, ``(lower, upper)``.
@@ -111,31 +113,37 @@ def liquidation_prices(book: pd.DataFrame, market, model: Any, *, account: str |
     mdl = _margin.get(model) if isinstance(model, str) else model
     g = np.exp(np.linspace(np.log1p(lower), np.log1p(upper), n_grid)) - 1.0
     g = np.unique(np.concatenate([g, [0.0]]))
-    gaps = np.array([_gap(book, market, mdl, account, collateral, s) for s in g])
-    base = gaps[g == 0.0][0]
-    rows = []
-    for i in range(len(g) - 1):
-        a, b = gaps[i], gaps[i + 1]
-        if a == 0.0 or np.sign(a) == np.sign(b):
-            continue
-        s = brentq(lambda x: _gap(book, market, mdl, account, collateral, x), g[i], g[i + 1],
-                   xtol=xtol, rtol=4 * np.finfo(float).eps)
-        rows.append(s)
     from pmnb.book import validate_positions
 
     v = validate_positions(book)
     if account is not None:
         v = v[v["account"].astype(str) == account]
+    # isolated positions are margined alone (their isolated margin is their whole equity);
+    # everything else shares the cross wallet
+    isolated = v["isolated_margin"].notna().to_numpy()
+    groups = [("cross", v[~isolated], collateral)] if (~isolated).any() else []
+    groups += [(str(v["position_id"].iloc[i]), v.iloc[[i]], None) for i in np.flatnonzero(isolated)]
     unders = [u for u in dict.fromkeys(v["underlying"].astype(str))
               if u in market.spots and u.upper() not in ("USD", "USDC", "USDT", "DAI")]
-    table = pd.DataFrame([{"direction": "down" if s < 0 else "up", "spot_shock": s,
-                           "underlying": u, "price": market.spot(u) * (1 + s),
-                           "distance_pct": 100.0 * s} for s in rows for u in unders],
-                         columns=["direction", "spot_shock", "underlying", "price",
-                                  "distance_pct"])
-    if base <= 0:
-        status = "already at or below maintenance"
-    elif rows:
+    records, below = [], []
+    for label, sub, coll in groups:
+        gaps = np.array([_gap(sub, market, mdl, account, coll, s) for s in g])
+        if gaps[g == 0.0][0] <= 0:
+            below.append(label)
+        for i in range(len(g) - 1):
+            a, b = gaps[i], gaps[i + 1]
+            if a == 0.0 or np.sign(a) == np.sign(b):
+                continue
+            s = brentq(lambda x: _gap(sub, market, mdl, account, coll, x), g[i], g[i + 1],
+                       xtol=xtol, rtol=4 * np.finfo(float).eps)
+            records += [{"group": label, "direction": "down" if s < 0 else "up",
+                         "spot_shock": s, "underlying": u, "price": market.spot(u) * (1 + s),
+                         "distance_pct": 100.0 * s} for u in unders]
+    table = pd.DataFrame(records, columns=["group", "direction", "spot_shock", "underlying",
+                                           "price", "distance_pct"])
+    if below:
+        status = f"already at or below maintenance: {', '.join(below)}"
+    elif records:
         status = "liquidation prices found"
     else:
         status = (f"no liquidation price between {lower:+.0%} and {upper:+.0%}: equity stays "

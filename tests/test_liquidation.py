@@ -66,7 +66,7 @@ def test_more_collateral_moves_the_liquidation_price_away_and_none_found_is_expl
     assert huge.table.empty and huge.status.startswith("no liquidation price between -95%")
     broke = liquidation_prices(book.assign(isolated_margin=[100.0], entry_price=[70_000.0]), m,
                                "binance.usdm")
-    assert broke.status == "already at or below maintenance"
+    assert broke.status == "already at or below maintenance: P0000"
 
 
 def test_options_account_under_deribit_standard_margin():
@@ -88,3 +88,19 @@ def test_options_account_under_deribit_standard_margin():
     d = distance_to_liquidation(res, m)
     assert np.all(np.isfinite(d["distance_daily_sigmas"]))
     assert (np.sign(d["distance_usd"]) == np.sign(d["spot_shock"])).all()
+
+
+def test_isolated_positions_get_their_own_liquidation_price():
+    m = pmnb.Market.from_dict("2026-01-01", spots={"BTC": 60_000.0},
+                              marks={"binance:BTCUSDT": 60_000.0})
+    book = pd.DataFrame({"account": "b", "venue": "binance", "symbol": ["BTCUSDT", "BTCUSDT"],
+                         "position_id": ["iso", "crossed"], "size": [1.0, -2.0],
+                         "entry_price": [60_000.0, 60_000.0],
+                         "isolated_margin": [3_000.0, np.nan]})
+    coll = pd.DataFrame({"account": ["b"], "asset": ["USDT"], "balance": [10_000.0]})
+    res = liquidation_prices(book, m, "binance.usdm", collateral=coll)
+    t = res.table.set_index("group")
+    assert t.loc["iso", "price"] == pytest.approx(57_236.1809, abs=1e-4)  # L2, alone
+    # the cross short alone: 10,000 - 2 (P - 60,000) = 2 P (0.5%) - 50 (tier 2 at ~64.7k)
+    P = (10_000 + 120_000 + 50) / (2 + 2 * 0.005)
+    assert t.loc["cross", "price"] == pytest.approx(P, rel=1e-10)
