@@ -1,8 +1,13 @@
 """pmnb_widgets: the interactive layer of pmnb (ipywidgets explorers for JupyterLab and Voila).
 
 Source lives in ``widgets/`` and installs as the import package ``pmnb_widgets``. It calls only
-pmnb's public API; ``pmnb`` itself never imports it. The explorers arrive with the interactive
-layer issue; this package currently provides the version and the guard below.
+pmnb's public API; ``pmnb`` itself never imports it.
+
+Explorers (each one class, itself a displayable ``ipywidgets.VBox``, also reachable as ``.widget``):
+
+* :class:`GreeksExplorer` — one option or a strategy, value and a chosen greek vs the underlying,
+  linear and inverse side by side.
+* :class:`PositionExplorer` — the book with per-row greeks, exposures by a key, coin ⇄ USD.
 
 Examples
 --------
@@ -13,4 +18,7 @@ True
 
 from pmnb import __version__
 
-__all__ = ["__version__"]
+from .greeks_explorer import STRATEGIES, GreeksExplorer
+from .position_explorer import GROUP_KEYS, PositionExplorer
+
+__all__ = ["GROUP_KEYS", "GreeksExplorer", "PositionExplorer", "STRATEGIES", "__version__"]
