@@ -70,7 +70,9 @@ class LiquidationResult:
 
 
 def _gap(book, market, model, account, collateral, s: float) -> float:
-    rep = _margin.compute(book, market.shocked(s), model, account=account, collateral=collateral)
+    """Equity minus maintenance at a common move ``s`` (``book`` validated and checked once by
+    the caller, ``collateral`` already that account's)."""
+    rep = model.compute(book, market.shocked(s), account=account, collateral=collateral)
     return rep.equity - rep.maintenance
 
 
@@ -118,6 +120,9 @@ def liquidation_prices(book: pd.DataFrame, market, model: Any, *, account: str |
     v = validate_positions(book)
     if account is not None:
         v = v[v["account"].astype(str) == account]
+        if collateral is not None:
+            collateral = collateral[collateral["account"].astype(str) == account]
+    mdl.check_supported(v)
     # isolated positions are margined alone (their isolated margin is their whole equity);
     # everything else shares the cross wallet
     isolated = v["isolated_margin"].notna().to_numpy()
