@@ -163,6 +163,39 @@ class MarginModel:
             raise ValidationError(f"{self.name}: unknown parameter ({exc}); accepted: {fields}",
                                   field="params") from None
 
+    def margin_currency(self, book: pd.DataFrame, collateral: pd.DataFrame | None, *,
+                        default: str | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+        """The one currency a segregated model reports in, and which positions it covers.
+
+        Each position's margin currency is its coin for inverse settlement and its quote for
+        linear settlement. The currency is ``params.currency`` when set, else the only one the
+        positions use, else the only collateral asset, else ``default``; anything ambiguous
+        raises, naming what the account holds and how to choose.
+
+        Returns
+        -------
+        (currency, keep, per_position_currency)
+            ``keep`` marks the positions margined in ``currency``.
+        """
+        inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
+        cur = np.where(inverse, book["underlying"].astype(str).to_numpy(),
+                       book["quote"].astype(str).to_numpy())
+        want = getattr(self.params, "currency", None)
+        have = sorted(set(cur.tolist()))
+        if want is None:
+            if len(have) == 1:
+                want = have[0]
+            elif not have and collateral is not None and collateral["asset"].nunique() == 1:
+                want = str(collateral["asset"].iloc[0])
+            elif not have and default is not None:
+                want = default
+            else:
+                raise ValidationError(
+                    f"currency: {self.name} margins one currency per report; the account holds "
+                    f"{have or 'no positions'}; pass one: pmnb.margin.get('{self.name}', "
+                    f"currency=...); accepted: {have or 'a collateral asset'}", field="currency")
+        return str(want), cur == want, cur
+
     def check_supported(self, book: pd.DataFrame) -> None:
         """Raise naming the first unsupported position and listing what the model supports."""
         kinds = book["kind"].astype(str).to_numpy()

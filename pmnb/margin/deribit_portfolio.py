@@ -476,23 +476,8 @@ class DeribitPortfolio(MarginModel):
         _choice("roll_shock_rule", p.roll_shock_rule, ("linear", "floor"))
 
     def _select(self, book: pd.DataFrame, collateral) -> tuple[str, np.ndarray, list[str]]:
+        want, keep, cur = self.margin_currency(book, collateral)
         inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
-        cur = np.where(inverse, book["underlying"].astype(str).to_numpy(),
-                       book["quote"].astype(str).to_numpy())
-        want = self.params.currency
-        have = sorted(set(cur.tolist()))
-        if want is None:
-            if len(have) == 1:
-                want = have[0]
-            elif not have and collateral is not None and collateral["asset"].nunique() == 1:
-                want = str(collateral["asset"].iloc[0])
-            else:
-                raise ValidationError(
-                    "currency: deribit.portfolio margins one currency per report (segregated "
-                    f"PM); the account holds {have or 'no positions'}; pass one: pmnb.margin.get("
-                    f"'deribit.portfolio', currency=...); accepted: {have or 'a collateral asset'}",
-                    field="currency")
-        keep = cur == want
         if (keep & ~inverse).any():
             i = int(np.flatnonzero(keep & ~inverse)[0])
             raise ValidationError(

@@ -242,21 +242,6 @@ class DeribitStandard(MarginModel):
         return q * np.where(short, im, long_), q * np.where(short, mm, long_)
 
     # --- the account ------------------------------------------------------------------------
-    def _currency(self, cur: np.ndarray, collateral: pd.DataFrame | None) -> str:
-        want = self.params.currency
-        if want is not None:
-            return str(want)
-        have = sorted(set(cur.tolist()))
-        if len(have) == 1:
-            return have[0]
-        if not have and collateral is not None and collateral["asset"].nunique() == 1:
-            return str(collateral["asset"].iloc[0])
-        raise ValidationError(
-            f"currency: deribit.standard margins one currency per report (segregated margin); "
-            f"the account holds {have or 'no positions'}; pass one: pmnb.margin.get("
-            f"'deribit.standard', currency=...); accepted: {have or 'a collateral asset'}",
-            field="currency")
-
     def compute(self, book, market, *, account=None, collateral=None, orders=None):
         from pmnb.book import position_greeks, value_positions
 
@@ -282,10 +267,7 @@ class DeribitStandard(MarginModel):
         venues = sorted(set(book["venue"].astype(str)) - {"deribit"})
         if venues:
             notes.append(f"positions of {venues} margined with Deribit's rules")
-        cur_all = np.where(inverse, book["underlying"].astype(str).to_numpy(),
-                           book["quote"].astype(str).to_numpy())
-        currency = self._currency(cur_all, collateral)
-        keep = cur_all == currency
+        currency, keep, cur_all = self.margin_currency(book, collateral)
         if not keep.all():
             others = sorted(set(cur_all[~keep].tolist()))
             notes.append(f"positions margined in {others} left out (segregated: one report per "

@@ -481,24 +481,7 @@ class Span(MarginModel):
     params_type = SpanParams
 
     def _select(self, book: pd.DataFrame, collateral) -> tuple[str, np.ndarray, list[str]]:
-        inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
-        cur = np.where(inverse, book["underlying"].astype(str).to_numpy(),
-                       book["quote"].astype(str).to_numpy())
-        want = self.params.currency
-        have = sorted(set(cur.tolist()))
-        if want is None:
-            if len(have) == 1:
-                want = have[0]
-            elif not have and collateral is not None and collateral["asset"].nunique() == 1:
-                want = str(collateral["asset"].iloc[0])
-            elif not have:
-                want = "USD"
-            else:
-                raise ValidationError(
-                    "currency: span margins one currency per report; the account holds "
-                    f"positions margined in {have}; pass one: pmnb.margin.get('span', "
-                    f"currency=...); accepted: {have}", field="currency")
-        keep = cur == want
+        want, keep, cur = self.margin_currency(book, collateral, default="USD")
         notes = []
         if not keep.all():
             notes.append(f"positions margined in {sorted(set(cur[~keep].tolist()))} left out "
