@@ -453,12 +453,9 @@ def _fund_note(fund: float) -> str:
             if fund < 0 else "")
 
 
-def _binance_group(st, mkt, rep, members, eq, mode, marks, t, step, fund, rows, fee_rate):
-    cur = rep.currency
-    eq_before = rep.equity
-    notional = float(rep.positions.loc[members, "notional"].sum())
-    fee = min(fee_rate * notional, max(eq, 0.0))
-    flow = eq - fee
+def _close_all(st, members, marks, cur: str, mode: str) -> dict:
+    """Close every member at its mark; an isolated member's margin, or the cross wallet, goes
+    with it. Returns the sizes before closing."""
     sizes = {i: float(st.book.at[i, "size"]) for i in members}
     for i in members:
         _perp_close(st, i, 1.0, float(marks[i]), cur)
@@ -466,6 +463,16 @@ def _binance_group(st, mkt, rep, members, eq, mode, marks, t, step, fund, rows, 
             st.book.at[i, "isolated_margin"] = 0.0
     if mode == "cross":
         st.credit(cur, -st.wallet(cur))
+    return sizes
+
+
+def _binance_group(st, mkt, rep, members, eq, mode, marks, t, step, fund, rows, fee_rate):
+    cur = rep.currency
+    eq_before = rep.equity
+    notional = float(rep.positions.loc[members, "notional"].sum())
+    fee = min(fee_rate * notional, max(eq, 0.0))
+    flow = eq - fee
+    sizes = _close_all(st, members, marks, cur, mode)
     fund += flow
     note = (f"{mode} group closed in full at mark (simplification: Binance fills at the "
             f"bankruptcy price); remaining margin {flow:,.2f} {cur} to the insurance fund"
@@ -485,13 +492,7 @@ def _hl_group(st, mkt, rep, members, eq, mm, mode, marks, t, step, fund, rows, f
     cur = rep.currency
     if eq < HL_BACKSTOP_RATIO * mm:
         eq_before = rep.equity
-        sizes = {i: float(st.book.at[i, "size"]) for i in members}
-        for i in members:
-            _perp_close(st, i, 1.0, float(marks[i]), cur)
-            if mode == "isolated":
-                st.book.at[i, "isolated_margin"] = 0.0
-        if mode == "cross":
-            st.credit(cur, -st.wallet(cur))
+        sizes = _close_all(st, members, marks, cur, mode)
         fund += eq
         note = ("backstop liquidation: equity < 2/3 maintenance, positions and margin "
                 f"({eq:,.2f} USDC) to the liquidator vault, maintenance not returned "
