@@ -30,6 +30,24 @@ from .. import mp_reference as mpr  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "pmnb" / "_core"
 CC = os.environ.get("CC", "gcc")
+
+
+def _simd_platform() -> bool:
+    """The platform pmnb's SIMD paths are built for: x86-64 Linux, glibc >= 2.35 (libmvec's
+    vector erfc), an AVX2 CPU (the x86-64-v3 clone). There the vector paths must be used."""
+    if not (platform.system() == "Linux" and platform.machine() == "x86_64"):
+        return False
+    libc, version = platform.libc_ver()
+    if libc != "glibc" or tuple(int(x) for x in version.split(".")[:2]) < (2, 35):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx2" in flags and " fma" in flags
+
+
+SIMD_PLATFORM = _simd_platform()
 SEED = 20260601
 N_MP = 2500
 
@@ -358,10 +376,11 @@ def test_vector_loop_raises_no_fp_exceptions(dbglib):
     assert not flags & (FE_INVALID | FE_DIVBYZERO | FE_OVERFLOW), hex(flags)
 
 
+@pytest.mark.skipif(not SIMD_PLATFORM, reason="the vector path is built for x86-64 Linux with "
+                    "glibc >= 2.35 on an AVX2 CPU; elsewhere pmnb_iv_fast_array delegates to LBR")
 def test_fast_path_on_reference_distribution(lib):
     """Reference benchmark distribution: the vector path certifies (almost) every row."""
-    if not lib.pmnb_iv_fast_vectorized():
-        pytest.skip("no vector path on this CPU/build (pmnb_iv_fast_array delegates to LBR)")
+    assert lib.pmnb_iv_fast_vectorized(), "no vector path on a platform that should have one"
     rng = np.random.default_rng(SEED + 6)
     n = 50_000
     S = rng.uniform(20_000.0, 120_000.0, n)
@@ -382,14 +401,13 @@ def test_fast_path_on_reference_distribution(lib):
     assert np.abs(vol[good] - sigma[good]).max() <= 1e-12
 
 
-@pytest.mark.skipif(not (platform.system() == "Linux" and platform.machine() == "x86_64"),
-                    reason="libmvec vector ABI names are x86-64 glibc specific")
+@pytest.mark.skipif(not SIMD_PLATFORM, reason="libmvec's vector ABI is x86-64 glibc >= 2.35 "
+                    "specific (and the vector path needs an AVX2 CPU)")
 def test_libmvec_vector_calls_emitted(lib):
     """The vector loops were vectorised: the library imports libmvec's SIMD exp/log/cbrt."""
     if shutil.which("nm") is None:
         pytest.fail("nm not available (binutils come with the C toolchain pmnb's build needs)")
     out = subprocess.run(["nm", "-D", str(lib.path)], capture_output=True, text=True).stdout
-    if "_ZGV" not in out:
-        pytest.skip("compiler did not use libmvec (non-gcc or old glibc)")
+    assert "_ZGV" in out, "the compiler did not call libmvec on a platform that has it"
     for fn in ("exp", "log", "cbrt"):
         assert any(line.endswith(f"v_{fn}") or f"v_{fn}@" in line for line in out.splitlines()), fn
