@@ -35,7 +35,8 @@ import pandas as pd
 
 from pmnb.errors import ValidationError
 
-__all__ = ["MarginModel", "MarginParams", "MarginReport", "compute", "get", "models", "register"]
+__all__ = ["MarginModel", "MarginParams", "MarginReport", "compute", "delta_by_underlying", "get",
+           "models", "perp_equity", "register", "usd_per_unit", "wallet_balance"]
 
 ENTRY_POINT_GROUP = "pmnb.margin_models"
 
@@ -214,6 +215,70 @@ class MarginModel:
 
     def __repr__(self) -> str:
         return f"<margin model {self.name} {self.params.rule_version}>"
+
+
+def wallet_balance(collateral: pd.DataFrame | None, currency: str, notes: list[str]) -> float:
+    """The account's wallet balance in ``currency``; other collateral assets are ignored,
+    and ``notes`` says so (never silently).
+
+    Examples
+    --------
+    >>> notes = []
+    >>> coll = pd.DataFrame({"asset": ["USDC", "ETH"], "balance": [100.0, 2.0]})
+    >>> wallet_balance(coll, "USDC", notes), notes
+    (100.0, ['collateral other than USDC ignored: ETH'])
+    """
+    if collateral is None or not len(collateral):
+        return 0.0
+    assets = collateral["asset"].astype(str)
+    other = sorted(set(assets) - {currency})
+    if other:
+        notes.append(f"collateral other than {currency} ignored: {', '.join(other)}")
+    return float(collateral.loc[assets == currency, "balance"].sum())
+
+
+def usd_per_unit(market, currency: str, notes: list[str]) -> float:
+    """USD value of one unit of the margin currency: the market's spot, else 1 with a note.
+
+    Examples
+    --------
+    >>> import pmnb
+    >>> notes = []
+    >>> usd_per_unit(pmnb.Market.from_dict("2026-01-01", spots={"BTC": 1.0}), "USDT", notes)
+    1.0
+    >>> notes
+    ['USDT valued at 1 USD (no USDT price in the market)']
+    """
+    if currency in market.spots:
+        return market.spot(currency)
+    notes.append(f"{currency} valued at 1 USD (no {currency} price in the market)")
+    return 1.0
+
+
+def perp_equity(wallet: float, upnl: np.ndarray, isolated_margin: np.ndarray) -> float:
+    """Account equity of a perpetuals venue: the cross wallet plus cross unrealised P&L, plus
+    each isolated position's own margin and unrealised P&L (``isolated_margin`` NaN = cross).
+
+    Examples
+    --------
+    >>> perp_equity(1000.0, np.array([50.0, -20.0]), np.array([np.nan, 300.0]))
+    1330.0
+    """
+    iso = ~np.isnan(isolated_margin)
+    return float(wallet + upnl[~iso].sum() + (isolated_margin[iso] + upnl[iso]).sum())
+
+
+def delta_by_underlying(book: pd.DataFrame, coins: np.ndarray) -> dict[str, float]:
+    """Sum of per-position coin deltas by underlying (``delta_total`` of a report).
+
+    Examples
+    --------
+    >>> delta_by_underlying(pd.DataFrame({"underlying": ["BTC", "ETH", "BTC"]}),
+    ...                     np.array([1.0, 2.0, -0.5]))
+    {'BTC': 0.5, 'ETH': 2.0}
+    """
+    groups = book.groupby(book["underlying"].astype(str), observed=True).indices
+    return {u: float(coins[idx].sum()) for u, idx in groups.items()}
 
 
 _REGISTRY: dict[str, Callable[..., MarginModel]] = {}

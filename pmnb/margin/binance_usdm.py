@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from pmnb.errors import ValidationError
-from pmnb.margin import MarginModel, MarginParams, MarginReport, register
+from pmnb.margin import (MarginModel, MarginParams, MarginReport, delta_by_underlying,
+                         perp_equity, register, usd_per_unit, wallet_balance)
 
 __all__ = ["Bracket", "BinanceUSDMParams", "BinanceUSDM", "brackets_with_cum"]
 
@@ -169,25 +170,15 @@ class BinanceUSDM(MarginModel):
         quote = sorted(set(book["quote"].astype(str))) or ["USDT"]
         currency = quote[0] if len(quote) == 1 else "USDT"
         isolated = ~np.isnan(book["isolated_margin"].to_numpy())
-        wallet = 0.0
-        if collateral is not None and len(collateral):
-            c = collateral[collateral["asset"].astype(str) == currency]
-            wallet = float(c["balance"].sum())
-        equity = (wallet + float(upnl[~isolated].sum())
-                  + float((book["isolated_margin"].to_numpy()[isolated] + upnl[isolated]).sum()))
-        notes = []
-        usd = 1.0
-        if currency in market.spots:
-            usd = market.spot(currency)
-        else:
-            notes.append(f"{currency} valued at 1 USD (no {currency} price in the market)")
+        notes: list[str] = []
+        wallet = wallet_balance(collateral, currency, notes)
+        equity = perp_equity(wallet, upnl, book["isolated_margin"].to_numpy())
+        usd = usd_per_unit(market, currency, notes)
         positions = pd.DataFrame({"notional": notional, "initial": im, "maintenance": mm,
                                   "unrealised_pnl": upnl,
                                   "mode": np.where(isolated, "isolated", "cross")},
                                  index=book.index)
-        delta = {}
-        for u, idx in book.groupby(book["underlying"].astype(str)).indices.items():
-            delta[u] = float(q[idx].sum())
+        delta = delta_by_underlying(book, q)
         return MarginReport(self.name, self.params.rule_version, account, currency,
                             float(im.sum()), float(mm.sum()), equity, usd, positions,
                             delta_total=delta, notes=tuple(notes))

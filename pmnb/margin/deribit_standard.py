@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 
 from pmnb.errors import ValidationError
-from pmnb.margin import MarginModel, MarginParams, MarginReport, register
+from pmnb.margin import MarginModel, MarginParams, MarginReport, register, usd_per_unit
 
 __all__ = ["DEFAULT_FUTURES", "DeribitStandard", "DeribitStandardParams", "FuturesRates",
            "futures_margin", "short_option_margin"]
@@ -340,11 +340,7 @@ class DeribitStandard(MarginModel):
             g = position_greeks(book, market)["delta_coin"].to_numpy()
             for u in dict.fromkeys(und):
                 delta[u] = float(g[und == u].sum())
-        if currency in market.spots:
-            usd = market.spot(currency)
-        else:
-            usd = 1.0
-            notes.append(f"{currency} valued at 1 USD (no {currency} price in the market)")
+        usd = usd_per_unit(market, currency, notes)
         positions = pd.DataFrame({"size_coin": qcoin, "reference_price": ref, "mark": price,
                                   "value": value, "initial": im, "maintenance": mm},
                                  index=book.index)

@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 
 from pmnb.errors import ValidationError
-from pmnb.margin import MarginModel, MarginParams, MarginReport, register
+from pmnb.margin import (MarginModel, MarginParams, MarginReport, delta_by_underlying,
+                         perp_equity, register, usd_per_unit, wallet_balance)
 
 __all__ = [
     "LARGE_CAP",
@@ -203,28 +204,16 @@ class DydxV4(MarginModel):
         isolated = ~np.isnan(iso_m)
         currency = "USDC"
         notes = ["oracle price taken from the market's venue mark"]
-        wallet = 0.0
-        if collateral is not None and len(collateral):
-            assets = collateral["asset"].astype(str)
-            wallet = float(collateral.loc[assets == currency, "balance"].sum())
-            other = sorted(set(assets) - {currency})
-            if other:
-                notes.append(f"collateral other than USDC ignored: {', '.join(other)}")
-        equity = (wallet + float(upnl[~isolated].sum())
-                  + float((iso_m[isolated] + upnl[isolated]).sum()))
+        wallet = wallet_balance(collateral, currency, notes)
+        equity = perp_equity(wallet, upnl, iso_m)
         if (~np.isnan(book["leverage"].to_numpy(dtype=float))).any():
             notes.append("leverage column ignored: dYdX v4 margins at the market's IMF")
-        usd = 1.0
-        if currency in market.spots:
-            usd = market.spot(currency)
-        else:
-            notes.append("USDC valued at 1 USD (no USDC price in the market)")
+        usd = usd_per_unit(market, currency, notes)
         positions = pd.DataFrame({"notional": notional, "initial": im, "maintenance": mm,
                                   "unrealised_pnl": upnl, "imf": imf, "mmf": mmf,
                                   "mode": np.where(isolated, "isolated", "cross")},
                                  index=book.index)
-        delta = {u: float(q[idx].sum())
-                 for u, idx in book.groupby(book["underlying"].astype(str)).indices.items()}
+        delta = delta_by_underlying(book, q)
         return MarginReport(self.name, self.params.rule_version, account, currency,
                             float(im.sum()), float(mm.sum()), equity, usd, positions,
                             delta_total=delta, notes=tuple(notes))

@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from pmnb.errors import ValidationError
-from pmnb.margin import MarginModel, MarginParams, MarginReport, register
+from pmnb.margin import (MarginModel, MarginParams, MarginReport, delta_by_underlying,
+                         perp_equity, register, usd_per_unit, wallet_balance)
 
 __all__ = [
     "Hyperliquid",
@@ -294,20 +295,9 @@ class Hyperliquid(MarginModel):
         isolated = ~np.isnan(iso_m)
         currency = "USDC"
         notes = []
-        wallet = 0.0
-        if collateral is not None and len(collateral):
-            assets = collateral["asset"].astype(str)
-            wallet = float(collateral.loc[assets == currency, "balance"].sum())
-            other = sorted(set(assets) - {currency})
-            if other:
-                notes.append(f"collateral other than USDC ignored: {', '.join(other)}")
-        equity = (wallet + float(upnl[~isolated].sum())
-                  + float((iso_m[isolated] + upnl[isolated]).sum()))
-        usd = 1.0
-        if currency in market.spots:
-            usd = market.spot(currency)
-        else:
-            notes.append("USDC valued at 1 USD (no USDC price in the market)")
+        wallet = wallet_balance(collateral, currency, notes)
+        equity = perp_equity(wallet, upnl, iso_m)
+        usd = usd_per_unit(market, currency, notes)
         if np.isnan(lev_col).any():
             notes.append("initial margin at the tier's max leverage where the leverage column "
                          "is empty")
@@ -315,8 +305,7 @@ class Hyperliquid(MarginModel):
                                   "unrealised_pnl": upnl, "leverage": lev_used, "mmr": mmr,
                                   "mode": np.where(isolated, "isolated", "cross")},
                                  index=book.index)
-        delta = {u: float(q[idx].sum())
-                 for u, idx in book.groupby(book["underlying"].astype(str)).indices.items()}
+        delta = delta_by_underlying(book, q)
         return MarginReport(self.name, self.params.rule_version, account, currency,
                             float(im.sum()), float(mm.sum()), equity, usd, positions,
                             delta_total=delta, notes=tuple(notes))
