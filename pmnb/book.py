@@ -66,7 +66,8 @@ Every value is given both in its settlement unit and in USD (coin × the market'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -544,14 +545,44 @@ def read_positions(source: str | Path | pd.DataFrame,
     return validate_positions(pd.read_csv(source), accounts)
 
 
+# Frozen books: validated frames that their owner (the ``df.pm`` accessor's cache) never hands
+# out nor mutates, so what is derived from them alone (expiry codes, instrument groups, ...) can
+# be kept beside them. Keyed by id, guarded by a weak reference (ids are reused after death).
+_FROZEN: dict[int, tuple[weakref.ref, dict[str, Any]]] = {}
+
+
+def _freeze(book: pd.DataFrame) -> None:
+    """Mark ``book`` as immutable: its derived data may be memoised until it is collected.
+
+    Only for frames the caller owns and never exposes (a user could mutate an exposed one)."""
+    key = id(book)
+    _FROZEN[key] = (weakref.ref(book, lambda _ref, k=key: _FROZEN.pop(k, None)), {})
+
+
+def _memo(book: pd.DataFrame, name: str, fn: Callable[[], Any]) -> Any:
+    """``fn()``, memoised under ``name`` when ``book`` is frozen (see :func:`_freeze`)."""
+    entry = _FROZEN.get(id(book))
+    if entry is None or entry[0]() is not book:
+        return fn()
+    if name not in entry[1]:
+        entry[1][name] = fn()
+    return entry[1][name]
+
+
+def _expiry_codes(book: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
+    """Rows with an expiry, each one's code and the distinct expiries."""
+    ns = pd.DatetimeIndex(book["expiry"]).as_unit("ns").asi8
+    has = ns != np.iinfo(np.int64).min          # NaT
+    codes, uniq = pd.factorize(ns[has])
+    return has, codes, pd.DatetimeIndex(uniq.view("datetime64[ns]")).tz_localize("UTC")
+
+
 def _expiry_T(book: pd.DataFrame, market) -> np.ndarray:
+    """Year fraction to each row's expiry (NaN without one), one per distinct expiry."""
     T = np.full(len(book), np.nan)
-    exp = pd.DatetimeIndex(book["expiry"])
-    has = ~exp.isna()
-    if has.any():
-        codes, uniq = pd.factorize(exp[has])   # the year fraction of each distinct expiry
-        T[has] = ((pd.DatetimeIndex(uniq) - market.timestamp).total_seconds() / (
-            365.0 * 86400.0)).to_numpy()[codes]
+    has, codes, uniq = _memo(book, "expiry_codes", lambda: _expiry_codes(book))
+    if len(uniq):
+        T[has] = market.T(uniq)[codes]
     return T
 
 
@@ -636,18 +667,22 @@ def _kind_masks(book: pd.DataFrame):
     return is_kind
 
 
-def _text_where(cond: np.ndarray, a: pd.Series, b: pd.Series) -> np.ndarray:
-    """``np.where(cond, a.astype(str), b.astype(str))`` as an object array, built from codes."""
-    out = np.empty(len(cond), dtype=object)
-    for mask, s in ((cond, a), (~cond, b)):
-        if mask.any():
-            codes, uniq = _codes(s)
-            if (codes < 0).any():
-                uniq = np.append(uniq, str(s.astype(str).iloc[int(np.argmin(codes))]))
-                codes = np.where(codes < 0, len(uniq) - 1, codes)
-            text = np.array([str(u) for u in uniq], dtype=object)
-            out[mask] = text[codes[mask]]
-    return out
+def _text_where(cond: np.ndarray, a: pd.Series, b: pd.Series) -> pd.Categorical:
+    """``np.where(cond, a.astype(str), b.astype(str))`` as a Categorical of the texts (sorted
+    categories), built from codes: no per-row string objects."""
+    parts = []
+    for s in (a, b):
+        codes, uniq = _codes(s)
+        if (codes < 0).any():
+            uniq = np.append(uniq, str(s.astype(str).iloc[int(np.argmin(codes))]))
+            codes = np.where(codes < 0, len(uniq) - 1, codes)
+        parts.append((codes, [str(u) for u in uniq]))
+    cats = sorted(set(parts[0][1]) | set(parts[1][1]))
+    pos = {c: i for i, c in enumerate(cats)}
+    ca, cb = (np.array([pos[t] for t in text] + [-1], dtype=np.int64)[codes]
+              for codes, text in parts)
+    return pd.Categorical.from_codes(np.where(cond, ca, cb),
+                                     dtype=pd.CategoricalDtype(pd.Index(cats, dtype=str)))
 
 
 def _option_inputs(book: pd.DataFrame, market, idx: np.ndarray, T: np.ndarray, *,
@@ -659,14 +694,17 @@ def _option_inputs(book: pd.DataFrame, market, idx: np.ndarray, T: np.ndarray, *
     else:
         rep, inv = _instruments(book, idx)
     rows = idx[rep]
-    sub = book.iloc[rows]
     F = np.empty(len(rows))
     sigma = np.empty(len(rows))
-    K = sub["strike"].to_numpy()
-    for u, j in sub.groupby(sub["underlying"].astype(str), sort=False).indices.items():
-        expiry = sub["expiry"].iloc[j]
-        F[j] = np.atleast_1d(market.forward(u, pd.DatetimeIndex(expiry)))
-        sigma[j] = market.vol(u, K[j], pd.DatetimeIndex(expiry))
+    K = book["strike"].to_numpy()[rows]
+    expiry = pd.DatetimeIndex(book["expiry"])[rows]
+    ucodes, unames = _codes(book["underlying"])
+    ucodes = ucodes[rows]
+    for u in pd.unique(ucodes):         # each underlying once, in order of appearance
+        j = np.flatnonzero(ucodes == u)
+        name = str(unames[u]) if u >= 0 else "nan"
+        F[j] = np.atleast_1d(market.forward(name, expiry[j]))
+        sigma[j] = market.vol(name, K[j], expiry[j])
     return F[inv], K[inv], np.maximum(T[rows], 0.0)[inv], sigma[inv]
 
 
@@ -865,12 +903,18 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
     inverse = _is_value(book["settlement"], ("inverse",))
     q = book["size"].to_numpy() * book["contract_size"].to_numpy()
     spot = _per_underlying(book, lambda u, idx: _asset_prices(np.array([u]), market)[0][0])
-    out = {c: np.zeros(n) for c in _GREEK_COLS}
-    opt = np.flatnonzero(is_kind("option") & ~expired)
+    block = np.zeros((len(_GREEK_COLS), n))      # one 2-D block: the frame wraps it, no copy
+    out = dict(zip(_GREEK_COLS, block))
+    all_opt = is_kind("option")
+    opt = np.flatnonzero(all_opt & ~expired)
+    all_opt = np.flatnonzero(all_opt)
     names = ("delta", "gamma", "vega", "theta", "vanna", "volga")
     if len(opt):
         # each distinct instrument priced once, then scaled by each row's q
-        rep, inv = _instruments(book, opt)
+        if len(opt) == len(all_opt):        # no expired option: the book's own grouping
+            rep, inv = _memo(book, "option_instruments", lambda: _instruments(book, opt))
+        else:
+            rep, inv = _instruments(book, opt)
         rows = opt[rep]
         F, K, Tt, sigma = _option_inputs(book, market, rows, T, distinct=True)
         w = np.where(_is_value(book["option_type"], ("call",))[rows], 1.0, -1.0)
@@ -884,9 +928,8 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
                 for name in names:
                     G[name][j] = g[name]
         qo = q[opt]
-        out["delta_coin"][opt] = qo * G["delta"][inv]
-        for name in names[1:]:
-            out[name][opt] = qo * G[name][inv]
+        for name in names:
+            out["delta_coin" if name == "delta" else name][opt] = qo * G[name][inv]
     lin = np.flatnonzero(is_kind("future", "perpetual", "spot") & ~inverse & ~expired)
     out["delta_coin"][lin] = q[lin]
     invf = np.flatnonzero(is_kind("future", "perpetual") & inverse & ~expired)
@@ -909,11 +952,12 @@ def position_greeks(book: pd.DataFrame, market, *, units: str = "desk") -> pd.Da
         out["delta_coin"][lp] = size * defi.lp_delta(*args[:3], P, *args[3:])
         # gamma: token0 per (token1 per token0); one token1 is usd_per_quote USD
         out["gamma"][lp] = size * defi.lp_gamma(*args[:3], P, *args[3:]) / usd_per_quote
-    out["delta_usd"] = out["delta_coin"] * spot
-    out["gamma_1pct_usd"] = out["gamma"] * spot * spot / 100.0
-    res = pd.DataFrame(out, index=book.index)
+    np.multiply(out["delta_coin"], spot, out=out["delta_usd"])
+    np.multiply(out["gamma"], spot * spot / 100.0, out=out["gamma_1pct_usd"])
+    res = pd.DataFrame(block.T, index=book.index, columns=list(_GREEK_COLS), copy=False)
     coin = inverse & ~is_kind("spot")
-    res["greeks_currency"] = _text_where(coin, book["underlying"], book["quote"])
+    res["greeks_currency"] = _memo(book, "greeks_currency", lambda: _text_where(
+        coin, book["underlying"], book["quote"])).copy()   # the frame owns its copy
     return res
 
 
@@ -939,20 +983,81 @@ def exposures(book: pd.DataFrame, market, by: Sequence[str] = ("underlying", "ex
     """
     g = position_greeks(book, market, units=units)
     spot = _per_underlying(book, lambda u, idx: _asset_prices(np.array([u]), market)[0][0])
-    coin = (g["greeks_currency"].to_numpy() == book["underlying"].astype(str).to_numpy())
-    frame = pd.DataFrame({
-        "delta_coin": g["delta_coin"], "delta_usd": g["delta_usd"],
-        "gamma": g["gamma"], "gamma_1pct_usd": g["gamma_1pct_usd"],
-        "vega_usd": np.where(coin, g["vega"] * spot, g["vega"]),
-        "theta_usd": np.where(coin, g["theta"] * spot, g["theta"]),
-        "vega_coin": np.where(coin, g["vega"], g["vega"] / spot),
-        "theta_coin": np.where(coin, g["theta"], g["theta"] / spot),
-    }, index=book.index)
-    keys = [book[k].astype("string") if isinstance(POSITION_SCHEMA.get(k), str)
-            and POSITION_SCHEMA[k] == "category" and isinstance(book[k].dtype, pd.CategoricalDtype)
-            else book[k] if k != "expiry"
-            else book[k].astype(object).where(book[k].notna(), "none") for k in by]
-    return frame.groupby(keys, observed=True, sort=True).sum()
+    coin = _same_text(g["greeks_currency"], book["underlying"])
+    vega, theta = g["vega"].to_numpy(), g["theta"].to_numpy()
+    cols = {
+        "delta_coin": g["delta_coin"].to_numpy(), "delta_usd": g["delta_usd"].to_numpy(),
+        "gamma": g["gamma"].to_numpy(), "gamma_1pct_usd": g["gamma_1pct_usd"].to_numpy(),
+        "vega_usd": np.where(coin, vega * spot, vega),
+        "theta_usd": np.where(coin, theta * spot, theta),
+        "vega_coin": np.where(coin, vega, vega / spot),
+        "theta_coin": np.where(coin, theta, theta / spot),
+    }
+    by = list(by)
+    if all(k == "expiry" or isinstance(book[k].dtype, pd.CategoricalDtype) for k in by):
+        return _grouped_sum(book, cols, by)
+    keys = [book[k] if k != "expiry" else book[k].astype(object).where(book[k].notna(), "none")
+            for k in by]
+    return pd.DataFrame(cols, index=book.index).groupby(keys, observed=True, sort=True).sum()
+
+
+def _same_text(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """``a.astype(str) == b.astype(str)`` row by row, decided on the distinct values."""
+    (ca, ua), (cb, ub) = _codes(a), _codes(b)
+    text = {t: i for i, t in enumerate(sorted({str(u) for u in ua} | {str(u) for u in ub}))}
+    ma = np.array([text[str(u)] for u in ua] + [-1], dtype=np.int64)[ca]
+    mb = np.array([text[str(u)] for u in ub] + [-2], dtype=np.int64)[cb]
+    return ma == mb
+
+
+def _grouped_sum(book: pd.DataFrame, cols: dict[str, np.ndarray], by: list[str]) -> pd.DataFrame:
+    """``DataFrame(cols).groupby(by, sort=True).sum()`` for categorical and expiry keys, on
+    integer codes (no per-row objects): text levels as ``string``, expiry levels as timestamps
+    with ``"none"`` (last) for rows without an expiry."""
+    n = len(book)
+    gid = np.zeros(n, dtype=np.int64)
+    levels: list[tuple[np.ndarray, Any]] = []
+    for k in by:
+        if k == "expiry":
+            has, codes, uniq = _memo(book, "expiry_codes", lambda: _expiry_codes(book))
+            order = np.argsort(uniq.asi8, kind="stable")
+            labels = np.array(list(uniq[order]) + ["none"], dtype=object)
+            dtype: Any = object
+        else:
+            codes, uniq = _codes(book[k])
+            has = codes >= 0
+            codes = codes[has]
+            text = np.array([str(u) for u in uniq], dtype=object)
+            order = np.argsort(text, kind="stable")
+            labels = text[order]
+            dtype = "string"
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        c = np.full(n, len(labels) - 1 if k == "expiry" else -1, dtype=np.int64)
+        c[has] = rank[codes]
+        if (c < 0).any():        # rows with a missing key are dropped, as groupby does
+            keep = c >= 0
+            c, gid = np.where(keep, c, 0), np.where(keep, gid, -1)
+        gid = np.where(gid < 0, -1, gid * len(labels) + c)
+        levels.append((labels, dtype))
+    space = int(np.prod([len(lab) for lab, _ in levels], dtype=np.float64))
+    valid = gid >= 0
+    if space <= 4 * n + 1024:
+        used = np.flatnonzero(np.bincount(gid[valid], minlength=space))
+        where = np.full(space, -1, dtype=np.int64)
+        where[used] = np.arange(len(used))
+        inv = where[gid[valid]]
+    else:
+        used, inv = np.unique(gid[valid], return_inverse=True)
+    sums = {c: np.bincount(inv, weights=v[valid], minlength=len(used)) for c, v in cols.items()}
+    arrays, rest = [], used.copy()
+    for labels, dtype in reversed(levels):
+        arrays.append(pd.array(labels[rest % len(labels)], dtype=dtype))
+        rest //= len(labels)
+    arrays.reverse()
+    index = (pd.Index(arrays[0], name=by[0]) if len(by) == 1
+             else pd.MultiIndex.from_arrays(arrays, names=by))
+    return pd.DataFrame(sums, index=index)
 
 
 _EXPLAIN_TERMS = ("delta", "gamma", "vega", "theta", "vanna", "volga", "funding")

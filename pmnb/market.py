@@ -64,6 +64,11 @@ def year_fraction(start: Any, end: Any) -> np.ndarray | float:
     1.0
     """
     s = _utc(start, "start")
+    if isinstance(end, pd.DatetimeIndex) and end.tz is not None:
+        # fast path (hot in valuation): integer nanoseconds, NaT stays NaN
+        ns = end.as_unit("ns").asi8
+        out = (ns - s.as_unit("ns").value) / 1e9 / _YEAR_SECONDS
+        return np.where(ns == np.iinfo(np.int64).min, np.nan, out)
     e = pd.to_datetime(end, utc=True)
     if isinstance(e, pd.Timestamp):
         return (e - s).total_seconds() / _YEAR_SECONDS
