@@ -55,6 +55,10 @@ def _utc(ts: Any, field: str = "timestamp") -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
+#: Funding histories shipped in :mod:`pmnb.datasets`: (venue, symbol, underlying).
+_SHIPPED_FUNDING = (("deribit", "BTC-PERPETUAL", "BTC"), ("binance", "BTCUSDT", "BTC"))
+
+
 def year_fraction(start: Any, end: Any) -> np.ndarray | float:
     """ACT/365 year fraction from ``start`` to ``end`` in seconds (naive times are UTC).
 
@@ -332,7 +336,10 @@ class Market:
         (futures marks and Deribit's synthetic forwards, from the shipped forwards file, or the
         median per expiry of the option chain for the 2020 snapshots); perpetual marks come from
         the nearest 1-minute trade. With ``fit_vols`` each currency gets an SVI surface fitted to
-        the chain (:mod:`pmnb.vol`).
+        the chain (:mod:`pmnb.vol`). Funding rates are the last settled rate before the snapshot
+        from the shipped histories (Deribit BTC-PERPETUAL hourly, 2019-04 to 2021-02; Binance
+        BTCUSDT 8-hourly, 2019-09 to 2026-02), with that settlement time as their provenance, so
+        their age shows; a history that does not reach the snapshot gives no rate.
 
         Examples
         --------
@@ -341,6 +348,8 @@ class Market:
         (['BTC', 'ETH'], Timestamp('2025-12-31 09:18:28+0000', tz='UTC'))
         >>> round(m.forward("BTC", "2026-03-27T08:00Z"), 2)
         89486.83
+        >>> m.funding_hours["binance:BTCUSDT"], str(m.age("funding:binance:BTCUSDT"))
+        (8.0, '0 days 01:18:28')
         """
         from pmnb import datasets  # data layer: raw rows, no dependency back on market
 
@@ -383,8 +392,25 @@ class Market:
 
                 vols[c] = fit_svi_surface(chain, currency=c)[0]
                 prov[f"vol:{c}"] = Provenance(f"{src}: SVI fit per expiry", ts)
+        funding, funding_hours = {}, {}
+        for venue, symbol, coin in _SHIPPED_FUNDING:
+            if coin not in cur:
+                continue
+            hist = datasets.load_funding(venue)
+            hist = hist[(hist["symbol"].astype(str) == symbol) & (hist["time"] <= ts)]
+            if not len(hist):
+                continue
+            last = hist.iloc[-1]
+            hours = float(last["interval_hours"])
+            if ts - last["time"] > pd.Timedelta(hours=2 * hours):
+                continue        # the shipped history does not reach this snapshot
+            key = f"{venue}:{symbol}"
+            funding[key], funding_hours[key] = float(last["funding_rate"]), hours
+            prov[f"funding:{key}"] = Provenance(
+                f"{venue} funding history (shipped): last settled rate before the snapshot",
+                last["time"])
         return cls(ts, spots=spots, curves=curves, rates={}, vols=vols, marks=marks,
-                   provenance=prov)
+                   funding=funding, funding_hours=funding_hours, provenance=prov)
 
     # --- access ------------------------------------------------------------------------------
     def _missing(self, what: str, key: str, have: Mapping) -> ValidationError:

@@ -121,3 +121,20 @@ def test_shocked_market_moves_prices_together_and_records_it():
     assert m.spot("BTC") == 100.0  # the original is untouched
     with pytest.raises(ValidationError, match="spot_shock"):
         m.shocked(-1.0)
+
+
+def test_from_deribit_loads_the_last_settled_funding_with_its_age():
+    funding = pmnb.datasets.load_funding("binance")
+    m = Market.from_deribit("2025-12-31", fit_vols=False)
+    last = funding[funding["time"] <= m.timestamp].iloc[-1]
+    assert m.funding["binance:BTCUSDT"] == last["funding_rate"]
+    assert m.funding_hours["binance:BTCUSDT"] == 8.0
+    assert m.age("funding:binance:BTCUSDT") == m.timestamp - last["time"]
+    assert "deribit:BTC-PERPETUAL" not in m.funding     # the shipped hourly history ends in 2021
+    with pytest.raises(StaleDataError, match="funding:binance:BTCUSDT"):
+        m.require_fresh("1h", keys=["funding:binance:BTCUSDT"])
+    old = Market.from_deribit("2020-05-14", fit_vols=False)
+    hourly = pmnb.datasets.load_funding("deribit")
+    assert old.funding["deribit:BTC-PERPETUAL"] == hourly[hourly["time"] <= old.timestamp].iloc[-1][
+        "funding_rate"]
+    assert old.funding_hours["deribit:BTC-PERPETUAL"] == 1.0
