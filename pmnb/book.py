@@ -7,7 +7,7 @@ structured fields from the venue symbol where they are missing (:mod:`pmnb.instr
 ======================  ==========================  ================================================
 column                  dtype                       meaning
 ======================  ==========================  ================================================
-position_id             string (unique)             generated as ``P0000…`` when absent
+position_id             category (text, unique)     generated as ``P0000…`` when absent
 account                 category (text)             the venue account (margin runs per account)
 venue                   category (text)             deribit, binance, okx, hyperliquid, dydx, aave,
                                                     uniswap
@@ -88,7 +88,7 @@ _OPTION_TYPES = ("call", "put")
 
 #: Column -> dtype of a validated book (optional columns are added as NaN when absent).
 POSITION_SCHEMA: dict[str, Any] = {
-    "position_id": "string", "account": "category", "venue": "category", "symbol": "category",
+    "position_id": "category", "account": "category", "venue": "category", "symbol": "category",
     "kind": pd.CategoricalDtype(KINDS), "underlying": "category", "quote": "category",
     "settlement": pd.CategoricalDtype(_SETTLEMENTS), "strike": "float64",
     "expiry": "datetime64[ns, UTC]", "option_type": pd.CategoricalDtype(_OPTION_TYPES),
@@ -237,17 +237,26 @@ def _fill_onchain(df: pd.DataFrame, onchain: np.ndarray) -> pd.DataFrame:
 
 _CODES_NA = -1
 _ID_CACHE: np.ndarray = np.empty(0, dtype=object)
+_ID_DTYPES: dict[int, tuple[pd.CategoricalDtype, np.ndarray]] = {}
 
 
-def _default_ids(n: int) -> pd.arrays.StringArray:
-    """``P0000, P0001, ...`` as a ``string`` array (the strings are made once and cached)."""
+def _default_ids(n: int) -> pd.Categorical:
+    """``P0000, P0001, ...`` as a Categorical (strings and dtypes are made once and cached)."""
     global _ID_CACHE
     if len(_ID_CACHE) < n:
         start = len(_ID_CACHE)
         _ID_CACHE = np.concatenate(
             (_ID_CACHE, np.array([f"P{i:04d}" for i in range(start, max(n, 2 * start))],
                                  dtype=object)))
-    return pd.array(_ID_CACHE[:n], dtype="string")
+    if n not in _ID_DTYPES:              # text categories are sorted ("P10000" < "P1001")
+        if len(_ID_DTYPES) > 8:
+            _ID_DTYPES.clear()
+        order = np.argsort(_ID_CACHE[:n].astype(str), kind="stable")
+        codes = np.empty(n, dtype=np.int64)
+        codes[order] = np.arange(n)
+        _ID_DTYPES[n] = (pd.CategoricalDtype(pd.Index(_ID_CACHE[:n][order], dtype=str)), codes)
+    dtype, codes = _ID_DTYPES[n]
+    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +280,8 @@ def _str_categorical(s: pd.Series) -> tuple[pd.Categorical, bool, bool]:
     column already was such a categorical."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         cats = s.cat.categories
-        if all(isinstance(c, str) for c in cats):
+        if ((cats.dtype != object and pd.api.types.is_string_dtype(cats.dtype))  # str by dtype
+                or all(isinstance(c, str) for c in cats)):
             return s.array, True, True
     codes, uniq = _codes(s)
     strs = [u if isinstance(u, str) else str(u) for u in uniq]
@@ -406,11 +416,15 @@ def validate_positions(frame: pd.DataFrame, accounts: pd.DataFrame | None = None
     if "position_id" not in df or df["position_id"].isna().all():
         new["position_id"] = _default_ids(n)          # unique by construction
     else:
-        pid = df["position_id"]
-        _bad("position_id", df, pid.isna(), "a non-empty id on every row")
-        _bad("position_id", df, pid.duplicated(keep="first"), "unique ids")
-        if pid.dtype != pd.api.types.pandas_dtype(POSITION_SCHEMA["position_id"]):
-            new["position_id"] = pid.astype("string").array
+        pid, _, same = _str_categorical(df["position_id"])
+        codes = np.asarray(pid.codes)
+        _bad("position_id", df, codes < 0, "a non-empty id on every row")
+        # unique ids: each category's code on at most one row (decided on codes, O(n))
+        if len(codes) and np.bincount(codes, minlength=len(pid.categories)).max() > 1:
+            _bad("position_id", df, pd.Series(codes).duplicated(keep="first").to_numpy(),
+                 "unique ids")
+        if not same:
+            new["position_id"] = pid
     if accounts is not None:
         _check_accounts(df, accounts)
     need = [c for c in _STRUCTURED if c not in df or df[c].isna().any()]
@@ -427,7 +441,7 @@ def validate_positions(frame: pd.DataFrame, accounts: pd.DataFrame | None = None
             ptab, inv = _parse_unique(df, off, sym, ven, exact)
             parsed = {"_rows": off, "_inv": inv, "_frame": ptab}
     for c, dtype in POSITION_SCHEMA.items():
-        if c in new:
+        if c in new or c == "position_id":      # position_id: checked and typed above
             continue
         s = df[c] if c in df else pd.Series(np.nan, index=df.index)
         changed = c not in df
