@@ -263,6 +263,8 @@ def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes (-1 where missing) and the distinct values (object array) of a column."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         return np.asarray(s.array.codes), np.asarray(s.cat.categories, dtype=object)
+    if s.dtype == np.float64 and np.isnan(s.to_numpy()).all():   # an absent (all-NaN) column
+        return np.full(len(s), -1, dtype=np.int64), np.empty(0, dtype=object)
     codes, uniq = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=True)
     return codes, np.asarray(uniq, dtype=object)
 
