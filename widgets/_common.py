@@ -1,19 +1,17 @@
-"""Shared helpers of the explorers: friendly error messages, timing, PNG rendering.
+"""Shared helpers of the explorers: friendly error messages and timing.
 
-Nothing here computes finance: it formats messages, measures time and turns a matplotlib
-figure into PNG bytes for an ``ipywidgets.Image``.
+Nothing here computes finance: it formats messages and measures time.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import time
 from contextlib import contextmanager
 
 import pmnb
 
-__all__ = ["friendly_message", "status_html", "timer", "figure_png"]
+__all__ = ["friendly_message", "status_html", "timer"]
 
 
 def friendly_message(exc: BaseException) -> str:
@@ -42,13 +40,3 @@ def timer(store: dict, key: str):
         yield
     finally:
         store[key] = (time.perf_counter() - t0) * 1e3
-
-
-def figure_png(fig) -> bytes:
-    """Render a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot state) to PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    return buf.getvalue()

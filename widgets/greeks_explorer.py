@@ -2,6 +2,10 @@
 
 Every number comes from :func:`pmnb.greeks` (Black-76 on the forward, as Deribit prices its
 options); this module only chooses the inputs, adds legs up by their sizes and draws.
+
+Drawn with a plotly ``FigureWidget`` updated in place (the browser redraws the traces; the
+kernel only sends the new arrays), chosen over a matplotlib PNG after measuring both: see
+``benchmarks/plotting.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 
 import pmnb
 
-from ._common import figure_png, friendly_message, status_html, timer
+from ._common import friendly_message, status_html, timer
 
 __all__ = ["GreeksExplorer", "STRATEGIES"]
 
@@ -75,8 +79,11 @@ class GreeksExplorer(W.VBox):
     ----------
     widget : ipywidgets.VBox
         The explorer itself (``display(explorer.widget)`` or ``display(explorer)``).
+    figure : plotly.graph_objects.FigureWidget
+        Value and payoff vs spot, the greek vs spot and the greek vs time to the first expiry,
+        linear (left, USD) beside inverse (right, coin); ``None`` with ``render=False``.
     last_timing : dict
-        ``compute_ms`` (pmnb calls) and ``render_ms`` (matplotlib PNG) of the last update.
+        ``compute_ms`` (pmnb calls) and ``render_ms`` (figure update) of the last update.
 
     Examples
     --------
@@ -85,14 +92,14 @@ class GreeksExplorer(W.VBox):
     >>> ex.spot.value = 90_000.0
     >>> data = ex.figure_data()
     >>> data["spot_now"], sorted(data["linear"])
-    (90000.0, ['greek', 'payoff', 'value'])
+    (90000.0, ['greek', 'greek_vs_time', 'payoff', 'value'])
     """
 
     def __init__(self, strategy: str = "call", spot: float = 100_000.0,
                  strike: float = 100_000.0, width: float = 10_000.0, vol_pct: float = 60.0,
                  days: float = 30.0, rate_pct: float = 0.0, greek: str = "delta",
                  calendar_gap_days: float = 30.0, n_points: int = 121,
-                 render: bool = True) -> None:
+                 n_time_points: int = 61, render: bool = True) -> None:
         cu = dict(continuous_update=False)  # drags only recompute on release
         style = {"description_width": "110px"}
         lay = W.Layout(width="360px")
@@ -118,15 +125,16 @@ class GreeksExplorer(W.VBox):
         self.status = W.HTML(value="")
         self.readout = W.HTML(value="")
         self.explanation = W.HTML(value=EXPLANATION, layout=W.Layout(max_width="760px"))
-        self.image = W.Image(format="png", layout=W.Layout(max_width="900px"))
         self.n_points = int(n_points)
+        self.n_time_points = int(n_time_points)
         self.render_enabled = bool(render)
         self.last_timing: dict[str, float] = {}
         self._data: dict | None = None
-        self._fig = None
+        self.figure = self._make_figure() if self.render_enabled else None
         controls = W.HBox([W.VBox([self.strategy, self.greek, self.strike, self.width, self.gap]),
                            W.VBox([self.spot, self.vol, self.days, self.rate])])
-        super().__init__([controls, self.status, self.image, self.readout, self.explanation])
+        parts = [controls, self.status] + ([self.figure] if self.figure is not None else [])
+        super().__init__(parts + [self.readout, self.explanation])
         for w in (self.strategy, self.greek, self.spot, self.vol, self.days, self.rate,
                   self.strike, self.width, self.gap):
             w.observe(self._on_change, names="value")
@@ -153,13 +161,18 @@ class GreeksExplorer(W.VBox):
             out.append({"option_type": option_type, "strike": strike, "size": size, "T": t})
         return out
 
-    def _strategy_greeks(self, x, legs, settlement: str, names, at_first_expiry: bool = False):
-        """Size-weighted sum over legs of :func:`pmnb.greeks` on the grid ``x``."""
+    def _strategy_greeks(self, x, legs, settlement: str, names, at_first_expiry: bool = False,
+                         elapsed=None):
+        """Size-weighted sum over legs of :func:`pmnb.greeks` on the spot grid ``x`` (or, with
+        ``elapsed`` (years), at spot ``x[0]`` with every leg's time shortened by ``elapsed``)."""
         x = np.asarray(x, dtype=float)
         K = np.array([[leg["strike"]] for leg in legs])
         T = np.array([[leg["T"]] for leg in legs])
         if at_first_expiry:
             T = T - T.min()
+        if elapsed is not None:
+            T = np.maximum(T - np.asarray(elapsed, dtype=float)[None, :], 0.0)
+            x = np.full(T.shape[1], x[0])
         size = np.array([[leg["size"]] for leg in legs])
         types = np.array([[leg["option_type"]] for leg in legs])
         g = pmnb.greeks(x[None, :], K, T, self.vol.value / 100.0, self.rate.value / 100.0,
@@ -196,15 +209,21 @@ class GreeksExplorer(W.VBox):
                 x = np.linspace(lo, hi, self.n_points)
                 greek = self.greek.value
                 names = ("price", greek) if greek != "price" else ("price",)
+                first = min(leg["T"] for leg in legs)
+                elapsed = np.linspace(0.0, first, self.n_time_points)
                 data = {"spot": x, "spot_now": S, "greek_name": greek,
-                        "strategy": self.strategy.value, "legs": legs}
+                        "strategy": self.strategy.value, "legs": legs,
+                        "days_left": (first - elapsed) * 365.0}
                 for settlement in ("linear", "inverse"):
                     curve = self._strategy_greeks(x, legs, settlement, names)
+                    in_time = self._strategy_greeks([S], legs, settlement, (greek,),
+                                                    elapsed=elapsed)
                     payoff = self._strategy_greeks(x, legs, settlement, ("price",),
                                                    at_first_expiry=True)
                     now = self._strategy_greeks([S], legs, settlement, ("price", "delta"))
                     data[settlement] = {"value": curve["price"], "greek": curve[greek],
-                                        "payoff": payoff["price"]}
+                                        "payoff": payoff["price"],
+                                        "greek_vs_time": in_time[greek]}
                     data[settlement + "_now"] = {k: float(v[0]) for k, v in now.items()}
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message, never a traceback
             self.status.value = status_html(friendly_message(exc))
@@ -215,15 +234,16 @@ class GreeksExplorer(W.VBox):
         if self.render_enabled:
             try:
                 with timer(timing, "render_ms"):
-                    self.image.value = self._render(data)
+                    self._render(data)
             except Exception as exc:  # noqa: BLE001
                 self.status.value = status_html("drawing failed: " + friendly_message(exc))
         self.last_timing = timing
 
     def figure_data(self) -> dict:
         """The arrays drawn: ``spot`` grid and, per settlement ("linear" in USD, "inverse" in
-        coin), ``value``, ``greek`` (desk units) and ``payoff`` (value at the first expiry);
-        ``linear_now`` / ``inverse_now`` hold price and delta at the current spot."""
+        coin), ``value``, ``greek`` (desk units), ``payoff`` (value at the first expiry) and
+        ``greek_vs_time`` (the greek at the current spot against ``days_left`` to the first
+        expiry); ``linear_now`` / ``inverse_now`` hold price and delta at the current spot."""
         return self._data
 
     @staticmethod
@@ -234,39 +254,56 @@ class GreeksExplorer(W.VBox):
                 "<b>{:.4f}</b>; linear value <b>{:,.2f} USD</b>.</div>").format(
                     d["spot_now"], lin["delta"], inv["price"], inv["delta"], lin["price"])
 
-    def _render(self, d: dict) -> bytes:
-        from matplotlib.figure import Figure
+    #: Trace order of :attr:`figure`, per settlement column: (row, key).
+    TRACES = ((1, "value"), (1, "payoff"), (1, "now"), (2, "greek"), (3, "greek_vs_time"))
 
-        if self._fig is None:
-            fig = Figure(figsize=(9.0, 5.6), dpi=72)
-            axes = fig.subplots(2, 2, sharex=True)
-            fig.subplots_adjust(left=0.09, right=0.98, top=0.94, bottom=0.09, hspace=0.3,
-                                wspace=0.25)
-            lines = {}
-            for j, settlement in enumerate(("linear", "inverse")):
-                ax_v, ax_g = axes[0, j], axes[1, j]
-                lines[settlement, "value"], = ax_v.plot([], [], color="C0", label="value now")
-                lines[settlement, "payoff"], = ax_v.plot([], [], color="C1", ls="--",
-                                                         label="value at first expiry")
-                lines[settlement, "greek"], = ax_g.plot([], [], color="C2")
-                lines[settlement, "vline_v"] = ax_v.axvline(0, color="grey", lw=0.8)
-                lines[settlement, "vline_g"] = ax_g.axvline(0, color="grey", lw=0.8)
-                ax_v.legend(loc="upper left", fontsize=8)
-                ax_g.set_xlabel("underlying (forward) price, USD")
-                for ax in (ax_v, ax_g):
-                    ax.grid(alpha=0.3)
-            self._fig, self._axes, self._lines = fig, axes, lines
-        fig, axes, lines = self._fig, self._axes, self._lines
+    def _make_figure(self):
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=3, cols=2, horizontal_spacing=0.1, vertical_spacing=0.11,
+                            subplot_titles=["linear: value (USD)", "inverse: value (coin)",
+                                            "linear: greek vs spot", "inverse: greek vs spot",
+                                            "linear: greek vs time", "inverse: greek vs time"])
+        style = {"value": dict(color="#1f77b4"), "payoff": dict(color="#ff7f0e", dash="dash"),
+                 "greek": dict(color="#2ca02c"), "greek_vs_time": dict(color="#9467bd")}
+        names = {"value": "value now", "payoff": "value at first expiry", "now": "spot now",
+                 "greek": "greek vs spot", "greek_vs_time": "greek vs time"}
+        for col in (1, 2):
+            for row, key in self.TRACES:
+                trace = (go.Scatter(x=[], y=[], mode="markers", marker=dict(size=9, color="grey"),
+                                    name=names[key], showlegend=col == 1)
+                         if key == "now" else
+                         go.Scatter(x=[], y=[], mode="lines", line=style[key], name=names[key],
+                                    showlegend=col == 1))
+                fig.add_trace(trace, row=row, col=col)
+            fig.update_xaxes(title_text="underlying (forward) price, USD", row=2, col=col)
+            fig.update_xaxes(title_text="days to first expiry", autorange="reversed", row=3,
+                             col=col)
+        fig.update_layout(height=760, margin=dict(l=50, r=20, t=40, b=40),
+                          legend=dict(orientation="h", y=-0.08), template="plotly_white")
+        return go.FigureWidget(fig)
+
+    def _render(self, d: dict) -> None:
+        fig = self.figure
         x = d["spot"]
-        for j, (settlement, unit) in enumerate((("linear", "USD"), ("inverse", "coin"))):
-            for key in ("value", "payoff", "greek"):
-                lines[settlement, key].set_data(x, d[settlement][key])
-            for key in ("vline_v", "vline_g"):
-                lines[settlement, key].set_xdata([d["spot_now"], d["spot_now"]])
-            axes[0, j].set_title(f"{settlement}: {d['strategy']} value ({unit})", fontsize=10)
-            axes[1, j].set_title(f"{settlement} ({unit}-settled): {d['greek_name']}, desk units",
-                                 fontsize=10)
-            for ax in axes[:, j]:
-                ax.relim()
-                ax.autoscale_view()
-        return figure_png(fig)
+        with fig.batch_update():
+            i = 0
+            for settlement, unit in (("linear", "USD"), ("inverse", "coin")):
+                for _, key in self.TRACES:
+                    tr = fig.data[i]
+                    i += 1
+                    if key == "now":
+                        tr.x, tr.y = [d["spot_now"]], [d[settlement + "_now"]["price"]]
+                    elif key == "greek_vs_time":
+                        tr.x, tr.y = d["days_left"], d[settlement][key]
+                    else:
+                        tr.x, tr.y = x, d[settlement][key]
+            g, strat = d["greek_name"], d["strategy"]
+            for ann, text in zip(fig.layout.annotations,
+                                 [f"linear: {strat} value (USD)", f"inverse: {strat} value (coin)",
+                                  f"linear (USD-settled): {g} vs spot",
+                                  f"inverse (coin-settled): {g} vs spot",
+                                  f"linear: {g} vs time at F = {d['spot_now']:,.0f}",
+                                  f"inverse: {g} vs time at F = {d['spot_now']:,.0f}"]):
+                ann.text = text
