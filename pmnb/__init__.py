@@ -11,8 +11,8 @@ Examples
 """
 
 from pmnb import accessor as _accessor  # noqa: F401 - importing it registers df.pm
-from pmnb import (book, datasets, defi, demo, instruments, ledger, liquidation, margin, market,
-                  pricing, scenarios, vol)
+from pmnb import (adl, book, datasets, defi, demo, instruments, ledger, liquidation, margin,
+                  market, pricing, scenarios, vol)
 from pmnb._version import __version__
 from pmnb.errors import ChainError, DataError, PmnbError, StaleDataError, ValidationError
 from pmnb.book import read_positions, validate_positions
@@ -34,6 +34,7 @@ __all__ = [
     "StaleDataError",
     "ValidationError",
     "__version__",
+    "adl",
     "book",
     "datasets",
     "defi",
