@@ -5,9 +5,13 @@ pmnb's public API; ``pmnb`` itself never imports it.
 
 Explorers (each one class, itself a displayable ``ipywidgets.VBox``, also reachable as ``.widget``):
 
-* :class:`GreeksExplorer` — one option or a strategy, value and a chosen greek vs the underlying,
-  linear and inverse side by side.
+* :class:`GreeksExplorer` — one option or a strategy: value, payoff and a chosen greek vs the
+  underlying and vs time, linear and inverse side by side.
 * :class:`PositionExplorer` — the book with per-row greeks, exposures by a key, coin ⇄ USD.
+* :class:`MarginWhatIf` — resize, remove or add trades and see margin and liquidation prices
+  before → after; Deribit standard vs portfolio margin side by side.
+* :class:`LiquidationLadder` — equity and maintenance margin vs spot, liquidation prices and
+  their distances (%, USD, daily sigmas).
 
 Examples
 --------
@@ -19,6 +23,9 @@ True
 from pmnb import __version__
 
 from .greeks_explorer import STRATEGIES, GreeksExplorer
+from .liquidation_ladder import LiquidationLadder
+from .margin_whatif import MarginWhatIf
 from .position_explorer import GROUP_KEYS, PositionExplorer
 
-__all__ = ["GROUP_KEYS", "GreeksExplorer", "PositionExplorer", "STRATEGIES", "__version__"]
+__all__ = ["GROUP_KEYS", "GreeksExplorer", "LiquidationLadder", "MarginWhatIf", "PositionExplorer",
+           "STRATEGIES", "__version__"]
