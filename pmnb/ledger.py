@@ -102,7 +102,8 @@ import pandas as pd
 
 from pmnb.errors import ValidationError
 
-__all__ = ["POSITION_COLUMNS", "TRADE_COLUMNS", "TRADE_OPTIONAL_COLUMNS", "positions_from_trades"]
+__all__ = ["POSITION_COLUMNS", "TRADABLE_KINDS", "TRADE_COLUMNS", "TRADE_OPTIONAL_COLUMNS",
+           "positions_from_trades", "trade_at_mark"]
 
 #: Columns every trades frame must have.
 TRADE_COLUMNS: tuple[str, ...] = ("time", "account", "venue", "symbol", "size", "price",
@@ -548,3 +549,186 @@ def positions_from_trades(trades: pd.DataFrame) -> pd.DataFrame:
         "last_trade": _at(order[ends - 1]),
     })
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# what-if trades at the market's marks
+
+#: Kinds :func:`trade_at_mark` trades (lending and LP positions are not traded at a mark).
+TRADABLE_KINDS: tuple[str, ...] = ("future", "perpetual", "option", "spot")
+_USD_LIKE = ("USD", "USDT", "USDC", "DAI")
+
+
+def _cash_asset(value_currency: str, held: list[str]) -> str:
+    """The collateral asset that pays a trade valued in ``value_currency``: that asset when the
+    account holds it; a USD amount settles in the account's only USD stablecoin when it holds
+    exactly one (a Hyperliquid perpetual is quoted in USD and settles in USDC); else a new
+    balance in ``value_currency``."""
+    if value_currency in held:
+        return value_currency
+    if value_currency.upper() in _USD_LIKE:
+        stables = [a for a in held if a.upper() in _USD_LIKE]
+        if len(stables) == 1:
+            return stables[0]
+    return value_currency
+
+
+def trade_at_mark(book: pd.DataFrame, collateral: pd.DataFrame, trades: pd.DataFrame,
+                  market) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    r"""What-if trades filled at the market's marks: the new book, collateral and the fills.
+
+    Each trade of ``trades`` (columns ``account``, ``venue``, ``symbol``, ``size``: signed
+    contracts, buys positive) is filled at its instrument's mark in ``market`` (the ``price`` of
+    :func:`pmnb.book.value_positions`), with no fee and no slippage:
+
+    * the position's new size and average entry come from :func:`positions_from_trades` on the
+      two fills (the open position at its entry, then the trade), so entries average per venue
+      convention (harmonic for inverse futures and perpetuals) and a flip re-opens at the mark;
+    * the account's collateral pays the change of the position's value at the mark,
+      :math:`V_{before} - V_{after}` in the position's value currency: for futures and
+      perpetuals that is exactly the P&L realised by average-cost accounting (nothing is paid
+      to open or add), for options the premium (paid on a buy, received on a sell), for spot
+      the purchase price. Equity at the mark is therefore unchanged by a trade; only margin
+      requirements move. A USD amount settles in the account's only USD stablecoin when the
+      account holds exactly one (see ``_cash_asset``).
+
+    A position closed to zero leaves the book; a new one gets a fresh ``position_id``
+    (``T0001``, ...). A position without an entry price is taken as entered at the mark.
+
+    Parameters
+    ----------
+    book : DataFrame
+        Positions (validated or raw, see :func:`pmnb.book.validate_positions`).
+    collateral : DataFrame
+        Long-format balances ``account, asset, balance`` (:func:`pmnb.book.validate_accounts`).
+    trades : DataFrame
+        One row per trade; several trades of one instrument are applied in row order.
+    market : pmnb.Market
+
+    Returns
+    -------
+    (book, collateral, fills)
+        The validated book and the collateral after the trades, and one row per trade:
+        ``account, venue, symbol, size, price, cash, cash_asset, realised_pnl, size_after,
+        entry_after``.
+
+    Raises
+    ------
+    ValidationError
+        A trade with a missing column, a non-finite or zero size, an unknown symbol, a kind
+        outside :data:`TRADABLE_KINDS`, or an instrument held in several rows of the account.
+
+    Examples
+    --------
+    Sell 2 Binance BTCUSDT contracts out of a 3-contract long entered at 90,000, at a mark of
+    95,000: 2 × (95,000 − 90,000) = 10,000 USDT realised into the collateral.
+
+    >>> import pandas as pd, pmnb
+    >>> m = pmnb.Market.from_dict("2026-01-01", spots={"BTC": 95_000.0},
+    ...                           marks={"binance:BTCUSDT": 95_000.0})
+    >>> book = pd.DataFrame({"account": ["b"], "venue": ["binance"], "symbol": ["BTCUSDT"],
+    ...                      "size": [3.0], "entry_price": [90_000.0]})
+    >>> coll = pd.DataFrame({"account": ["b"], "asset": ["USDT"], "balance": [1_000.0]})
+    >>> trade = pd.DataFrame({"account": ["b"], "venue": ["binance"], "symbol": ["BTCUSDT"],
+    ...                       "size": [-2.0]})
+    >>> new, cash, fills = trade_at_mark(book, coll, trade, m)
+    >>> float(new["size"].iloc[0]), float(new["entry_price"].iloc[0]), float(cash["balance"].iloc[0])
+    (1.0, 90000.0, 11000.0)
+    """
+    from pmnb import book as _book   # valuation layer (the ledger itself parses nothing)
+
+    missing = [c for c in ("account", "venue", "symbol", "size") if c not in trades]
+    if missing:
+        raise ValidationError(f"trades: missing column(s) {missing}; required: account, venue, "
+                              "symbol, size", field=missing[0])
+    size = pd.to_numeric(trades["size"], errors="coerce").to_numpy(dtype=float)
+    _raise_first("size", ~np.isfinite(size) | (size == 0), trades["size"], trades.index,
+                 "a finite, non-zero number of contracts (buys > 0, sells < 0)")
+    v = _book.validate_positions(book)
+    coll = collateral.copy()
+    if not len(coll):
+        coll = pd.DataFrame({"account": pd.Series(dtype=object), "asset": pd.Series(dtype=object),
+                             "balance": pd.Series(dtype=float)})
+    onchain = trades["venue"].astype(str).str.strip().str.lower().isin(("aave", "uniswap"))
+    _raise_first("kind", onchain.to_numpy(), trades["venue"], trades.index,
+                 f"a trade in one of {list(TRADABLE_KINDS)} (lending and LP positions are not "
+                 "traded at a mark)")
+    probe = _book.validate_positions(pd.DataFrame({   # indexed like trades: errors name its rows
+        "position_id": [f"trade-{i}" for i in range(len(trades))],
+        "account": trades["account"].astype(str).to_numpy(),
+        "venue": trades["venue"].astype(str).to_numpy(),
+        "symbol": trades["symbol"].astype(str).to_numpy(), "size": 1.0, "entry_price": 1.0},
+        index=trades.index))
+    kinds = probe["kind"].astype(str).to_numpy()
+    _raise_first("kind", ~np.isin(kinds, TRADABLE_KINDS), pd.Series(kinds, index=trades.index),
+                 trades.index, f"a trade in one of {list(TRADABLE_KINDS)}")
+    marks = _book.value_positions(probe, market)["price"].to_numpy()
+    rows = v.copy()
+    fills = []
+    next_id = 1
+    t0 = pd.Timestamp("2000-01-01", tz="UTC")
+    for i, label in enumerate(trades.index):
+        acc, ven, sym = (str(probe[c].iloc[i]) for c in ("account", "venue", "symbol"))
+        same = np.flatnonzero((rows["account"].astype(str) == acc).to_numpy()
+                              & (rows["venue"].astype(str) == ven).to_numpy()
+                              & (rows["symbol"].astype(str) == sym).to_numpy())
+        if len(same) > 1:
+            raise ValidationError(f"trades: row {label!r} trades {sym} on {acc}, held in "
+                                  f"{len(same)} rows of the book; accepted: one position per "
+                                  "instrument and account", field="symbol", row=label)
+        P = float(marks[i])
+        fill = {"time": t0 + pd.Timedelta(seconds=1), "size": size[i], "price": P}
+        if len(same):
+            j = same[0]
+            old = rows.iloc[[j]]
+            e0 = float(old["entry_price"].iloc[0])
+            ledger = [{"time": t0, "size": float(old["size"].iloc[0]),
+                       "price": e0 if np.isfinite(e0) else P}, fill]
+        else:
+            j, old = None, probe.iloc[[i]].assign(size=0.0)
+            ledger = [fill]
+        facts = {"account": acc, "venue": ven, "symbol": sym, "kind": kinds[i],
+                 "settlement": str(probe["settlement"].iloc[i]),
+                 "contract_size": float(probe["contract_size"].iloc[i])}
+        pos = positions_from_trades(pd.DataFrame([{**facts, **f} for f in ledger])).iloc[0]
+        new_size = float(pos["size"])
+        entry = float(pos["entry_price"]) if new_size != 0 else np.nan
+        after = old.assign(size=new_size, entry_price=entry if new_size != 0 else P)
+        val = _book.value_positions(pd.concat([old.assign(
+            entry_price=ledger[0]["price"] if j is not None else P), after]), market)
+        value = val["value"].to_numpy(dtype=float)
+        # futures and perpetuals: the realised P&L (equal to the value change at the mark under
+        # average-cost accounting; tests check both); options and spot: premium / purchase
+        cash = (float(pos["realised_pnl"]) if kinds[i] in ("future", "perpetual")
+                else value[0] - value[1])
+        asset = _cash_asset(str(val["value_currency"].iloc[0]),
+                            coll.loc[coll["account"].astype(str) == acc, "asset"]
+                            .astype(str).tolist())
+        hit = (coll["account"].astype(str) == acc).to_numpy() & (
+            coll["asset"].astype(str) == asset).to_numpy()
+        if hit.any():
+            coll.loc[coll.index[hit][0], "balance"] = float(coll.loc[coll.index[hit][0],
+                                                                      "balance"]) + cash
+        else:
+            coll = pd.concat([coll, pd.DataFrame({"account": [acc], "asset": [asset],
+                                                  "balance": [cash]})], ignore_index=True)
+        if j is not None and new_size == 0:
+            rows = rows.drop(index=rows.index[j])
+        elif j is not None:
+            rows.loc[rows.index[j], ["size", "entry_price"]] = [new_size, entry]
+        else:
+            ids = set(rows["position_id"].astype(str))
+            while f"T{next_id:04d}" in ids:
+                next_id += 1
+            new_row = probe.iloc[[i]].assign(size=new_size, entry_price=entry,
+                                             position_id=f"T{next_id:04d}")
+            label_new = (int(rows.index.max()) + 1 if len(rows) and
+                         pd.api.types.is_integer_dtype(rows.index) else f"T{next_id:04d}")
+            rows = pd.concat([rows.astype({"position_id": str}),
+                              new_row.astype({"position_id": str}).set_axis([label_new])])
+        fills.append({"account": acc, "venue": ven, "symbol": sym, "size": size[i], "price": P,
+                      "cash": cash, "cash_asset": asset,
+                      "realised_pnl": float(pos["realised_pnl"]),
+                      "size_after": new_size, "entry_after": entry})
+    return (_book.validate_positions(rows), coll.reset_index(drop=True),
+            pd.DataFrame(fills, index=trades.index))

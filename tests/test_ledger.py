@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pmnb
 from pmnb.errors import ValidationError
 from pmnb.ledger import POSITION_COLUMNS, positions_from_trades
 
@@ -413,3 +414,118 @@ def test_option_opened_and_closed_at_zero_premium():
                                             ("sell", 1.0, 0.002, 0, "BTC")]))
     p = positions_from_trades(df).iloc[0]
     assert (p["size"], p.entry_price, p.realised_pnl) == (-2.0, 0.001, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# trade_at_mark: what-if fills at the market's marks
+# ---------------------------------------------------------------------------------------------
+from pmnb.ledger import trade_at_mark  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo():
+    import pmnb.demo
+
+    return pmnb.demo.portfolio()
+
+
+def _equity(book, coll, market, account):
+    """Collateral plus position values at the mark, per value currency (stables together)."""
+    v = pmnb.book.value_positions(book[book["account"].astype(str) == account], market)
+    out = {}
+    for cur, val in zip(v["value_currency"].astype(str), v["value"]):
+        key = "USD" if cur.upper() in ("USD", "USDT", "USDC") else cur
+        out[key] = out.get(key, 0.0) + float(val)
+    for asset, bal in coll.loc[coll["account"].astype(str) == account, ["asset", "balance"]].values:
+        key = "USD" if asset.upper() in ("USD", "USDT", "USDC") else asset
+        out[key] = out.get(key, 0.0) + float(bal)
+    return out
+
+
+@pytest.mark.parametrize("account,venue,symbol,size", [
+    ("deribit-pm", "deribit", "BTC-PERPETUAL", 5_000.0),        # reduce a short
+    ("deribit-pm", "deribit", "BTC-PERPETUAL", 30_000.0),       # flip through zero
+    ("deribit-pm", "deribit", "BTC-27MAR26", 50_000.0),         # add to an inverse future
+    ("deribit-pm", "deribit", "BTC-30JAN26-96000-C", 10.0),     # buy back short calls
+    ("deribit-pm", "deribit", "BTC-27MAR26-90000-C", -4.0),     # a new short option
+    ("binance-usdm", "binance", "BTCUSDT", 5.0),                # flip a linear perp
+    ("hyperliquid", "hyperliquid", "ETH", -40.0),               # close: USD pays into USDC
+])
+def test_a_trade_at_the_mark_leaves_equity_unchanged(demo, account, venue, symbol, size):
+    _, coll, book, m = demo
+    trade = pd.DataFrame({"account": [account], "venue": [venue], "symbol": [symbol],
+                          "size": [size]})
+    new, cash, fills = trade_at_mark(book, coll, trade, m)
+    before, after = _equity(book, coll, m, account), _equity(new, cash, m, account)
+    assert before.keys() == after.keys()
+    for k in before:
+        assert after[k] == pytest.approx(before[k], rel=1e-12, abs=1e-9)
+    held = book[(book["account"].astype(str) == account) & (book["symbol"].astype(str) == symbol)]
+    old = float(held["size"].iloc[0]) if len(held) else 0.0
+    now = new[(new["account"].astype(str) == account) & (new["symbol"].astype(str) == symbol)]
+    assert (float(now["size"].iloc[0]) if len(now) else 0.0) == pytest.approx(old + size)
+    assert len(new) == len(book) + (0 if len(held) else 1) - (1 if old + size == 0 else 0)
+    assert set(cash["asset"]) == set(coll["asset"])              # no stray USD balance
+
+
+def test_futures_cash_is_the_realised_pnl_of_average_cost_accounting():
+    # Deribit's futures example: 100 contracts of 10 USD bought at 600, sold at 700
+    # realise 1000/600 - 1000/700 = 0.238095 BTC (https://www.deribit.com/docs/example-futures/)
+    m = pmnb.Market.from_dict("2026-01-01", spots={"BTC": 700.0},
+                              marks={"deribit:BTC-PERPETUAL": 700.0})
+    book = pd.DataFrame({"account": ["d"], "venue": ["deribit"], "symbol": ["BTC-PERPETUAL"],
+                         "size": [100.0], "entry_price": [600.0]})
+    coll = pd.DataFrame({"account": ["d"], "asset": ["BTC"], "balance": [1.0]})
+    trade = pd.DataFrame({"account": ["d"], "venue": ["deribit"], "symbol": ["BTC-PERPETUAL"],
+                          "size": [-100.0]})
+    new, cash, fills = trade_at_mark(book, coll, trade, m)
+    assert len(new) == 0
+    assert fills["cash"].iloc[0] == pytest.approx(1000 / 600 - 1000 / 700, rel=1e-12)
+    assert fills["cash"].iloc[0] == pytest.approx(fills["realised_pnl"].iloc[0], rel=1e-12)
+    assert cash["balance"].iloc[0] == pytest.approx(1.0 + 1000 / 600 - 1000 / 700, rel=1e-12)
+
+
+def test_adding_averages_harmonically_and_options_pay_the_premium(demo):
+    _, coll, book, m = demo
+    perp = book[book["position_id"].astype(str) == "D-BTC-PERP"]
+    P = pmnb.book.value_positions(perp, m)["price"].iloc[0]
+    trade = pd.DataFrame({"account": ["deribit-pm"] * 2, "venue": "deribit",
+                          "symbol": ["BTC-PERPETUAL", "BTC-30JAN26-82000-P"],
+                          "size": [-10_000.0, 3.0]})
+    new, cash, fills = trade_at_mark(book, coll, trade, m)
+    row = new[new["position_id"].astype(str) == "D-BTC-PERP"].iloc[0]
+    assert row["size"] == -30_000.0
+    assert row["entry_price"] == pytest.approx(30_000 / (20_000 / 90_400.0 + 10_000 / P), rel=1e-13)
+    premium = fills["price"].iloc[1]
+    assert fills["cash"].iloc[1] == pytest.approx(-3.0 * premium, rel=1e-12)
+    # the cash of a future equals the change of its value at the mark (the other route)
+    moved = pmnb.book.value_positions(pd.concat([perp, new[new["position_id"].astype(str)
+                                                            == "D-BTC-PERP"]]), m)["value"]
+    assert moved.iloc[0] - moved.iloc[1] == pytest.approx(0.0, abs=1e-12)
+    assert fills["cash"].iloc[0] == 0.0                      # adding realises nothing
+    assert cash.loc[cash["account"] == "deribit-pm", "balance"].iloc[0] == pytest.approx(
+        14.0 - 3.0 * premium, rel=1e-12)
+
+
+def test_bad_trades_name_the_row(demo):
+    _, coll, book, m = demo
+
+    def trade(**kw):
+        base = {"account": ["deribit-pm"], "venue": ["deribit"], "symbol": ["BTC-PERPETUAL"],
+                "size": [1.0]}
+        return pd.DataFrame({**base, **kw}, index=["t1"])
+
+    with pytest.raises(ValidationError, match="size: row 't1'"):
+        trade_at_mark(book, coll, trade(size=[0.0]), m)
+    with pytest.raises(ValidationError, match="size: row 't1'"):
+        trade_at_mark(book, coll, trade(size=[float("nan")]), m)
+    with pytest.raises(ValidationError, match="symbol"):
+        trade_at_mark(book, coll, trade(symbol=["BTC-99XXX26"]), m)
+    with pytest.raises(ValidationError, match="kind: row 't1'"):
+        trade_at_mark(book, coll, trade(account=["aave-v3"], venue=["aave"],
+                                        symbol=["aEthWETH"]), m)
+    with pytest.raises(ValidationError, match="missing column"):
+        trade_at_mark(book, coll, trade().drop(columns="venue"), m)
+    twice = pd.concat([book, book.iloc[[5]].assign(position_id="dup")])
+    with pytest.raises(ValidationError, match="held in 2 rows"):
+        trade_at_mark(twice, coll, trade(), m)
