@@ -2,18 +2,17 @@
 
 Every number comes from pmnb's public API: :func:`pmnb.margin.compute` (equity, initial and
 maintenance margin, margin ratio, excess), :func:`pmnb.liquidation.liquidation_prices` (the
-liquidation prices down and up) and ``df.pm.value`` (the mark of a new trade, and the value a
-trade at mark exchanges for cash). This module edits a copy of the account's book and collateral,
-calls those functions and lays the results out; it computes no finance of its own.
+liquidation prices down and up) and :func:`pmnb.ledger.trade_at_mark` (a trade filled at
+the mark: new size, average entry, cash). This module edits a copy of the account's book and
+collateral through those functions and lays the results out; it computes no finance of its own.
 
 What an edit means (stated in the widget too):
 
-* derivatives (options, futures, perpetuals) trade **at the current mark**: a new trade's
-  ``entry_price`` is its mark (``df.pm.value(...)["price"]``), and the change in the position's
-  value (``df.pm.value(...)["value"]``, in its ``value_currency``) is paid from, or credited to,
-  the account's collateral in that currency (USD amounts in the account's stable margin
-  currency, e.g. USDC on Hyperliquid). A trade at mark therefore leaves equity unchanged
-  and moves only the margin requirement (the tests check this identity);
+* derivatives (options, futures, perpetuals) trade **at the current mark**
+  (:func:`pmnb.ledger.trade_at_mark`): entries average per venue convention, a reduction
+  realises P&L into the collateral, an option's premium is paid or received (USD amounts in the
+  account's stable margin currency, e.g. USDC on Hyperliquid). A trade at mark therefore leaves
+  equity unchanged and moves only the margin requirement (the tests check this identity);
 * lending rows (Aave supply / borrow) change their token amount only: a deposit from outside or
   a borrow withdrawn from the account (equity moves by its value);
 * a size of 0 removes the position; adding a symbol the account already holds resizes that row
@@ -401,7 +400,6 @@ class MarginWhatIf(W.VBox):
         self._before_cache: dict[str, dict] = {}
         self._liq_cache: dict[tuple[str, str], object] = {}
         self._syncing = False
-        self._new_ids = 0
         self.reports: dict = {}
         self.liquidations: dict = {}
         self.results = pd.DataFrame()
@@ -523,38 +521,21 @@ class MarginWhatIf(W.VBox):
                                   field="position_id")
         return hit[0]
 
-    def _cash(self, coll: pd.DataFrame, currency: str, amount: float) -> pd.DataFrame:
-        """Credit ``amount`` of ``currency`` to the account's collateral (a new row if absent)."""
-        coll = coll.copy()
-        m = coll["asset"].astype(str) == currency
-        if m.any():
-            coll.loc[coll.index[m][0], "balance"] += amount
-        else:
-            coll = pd.concat([coll, pd.DataFrame({"account": [self._acc], "asset": [currency],
-                                                  "balance": [float(amount)]})],
-                             ignore_index=True)
-        return coll
-
-    def _value(self, rows: pd.DataFrame) -> pd.DataFrame:
-        return rows.pm.value(self.market)
-
-    def _cash_currency(self, value_currency: str) -> str:
-        """The collateral asset a trade's cash goes to: the position's ``value_currency`` (from
-        ``df.pm.value``), except that a USD-valued amount settles in the account's stable margin
-        currency (e.g. a Hyperliquid perpetual quoted in USD settles in USDC; the margin models
-        value USD stablecoins at 1 USD)."""
-        own = self._before_cache[self._acc][self.models[self._acc][0]]
-        cur = own.currency if not isinstance(own, Exception) else None
-        if cur and value_currency != cur and _is_stable(value_currency) and _is_stable(cur):
-            return cur
-        return value_currency
+    def _trade(self, symbol: str, size: float):
+        """The book and collateral after trading ``size`` contracts of ``symbol`` at the mark
+        (:func:`pmnb.ledger.trade_at_mark`: average-cost entries, realised P&L or premium paid
+        from the collateral, equity unchanged)."""
+        trade = pd.DataFrame({"account": [self._acc], "venue": [self._venue],
+                              "symbol": [symbol], "size": [float(size)]})
+        book, coll, _ = pmnb.ledger.trade_at_mark(self.book, self.collateral, trade,
+                                                  self.market)
+        return book, coll
 
     def _resized(self, pid: str, size: float):
         """The book and collateral with row ``pid`` at ``size`` (0 removes it), traded at mark."""
-        book, coll = self.book, self.collateral
+        book = self.book
         i = self._row_index(pid)
         kind = str(book.at[i, "kind"])
-        old = book.loc[[i]]
         if kind in _LENDING:
             sign = 1.0 if kind == "lending_supply" else -1.0
             if size != 0 and np.sign(size) != sign:
@@ -562,23 +543,20 @@ class MarginWhatIf(W.VBox):
                     f"size: {size:g} (row {pid}, {kind}) has the wrong sign; accepted: "
                     f"{'> 0 (a supply)' if sign > 0 else '< 0 (a borrow)'}, or 0 to remove",
                     field="size", row=pid)
-        elif kind not in _TRADED:
+            if size == 0:
+                return book.drop(index=i), self.collateral
+            new = book.copy()
+            new.loc[i, "size"] = float(size)
+            new.loc[i, "amount"] = abs(float(size))
+            return new, self.collateral
+        if kind not in _TRADED:
             raise ValidationError(f"kind: row {pid} is a {kind} position; accepted for "
                                   f"what-if edits: {', '.join(_TRADED + _LENDING)}",
                                   field="kind", row=pid)
-        new = book.drop(index=i) if size == 0 else book.copy()
-        if size != 0:
-            new.loc[i, "size"] = float(size)
-            if kind in _LENDING:
-                new.loc[i, "amount"] = abs(float(size))
-        if kind in _TRADED:
-            pair = old if size == 0 else pd.concat([old, new.loc[[i]]], ignore_index=True)
-            pair = pair.assign(position_id=[f"{pid}#{k}" for k in range(len(pair))])
-            val = self._value(pair)
-            v = val["value"].to_numpy(dtype=float)
-            dv = (v[1] if size != 0 else 0.0) - v[0]
-            coll = self._cash(coll, self._cash_currency(str(val["value_currency"].iloc[0])), -dv)
-        return new, coll
+        change = float(size) - float(book.at[i, "size"])
+        if change == 0:
+            return book, self.collateral
+        return self._trade(str(book.at[i, "symbol"]), change)
 
     def _added(self, symbol: str, size: float):
         symbol = str(symbol).strip()
@@ -586,37 +564,10 @@ class MarginWhatIf(W.VBox):
             raise ValidationError("symbol: empty; accepted: one of the venue's instruments "
                                   f"({len(self.instruments(self._venue))} offered)",
                                   field="symbol")
-        same = self.book.index[self.book["symbol"].astype(str) == symbol]
-        if len(same):
-            pid = str(self.book.at[same[0], "position_id"])
-            return self._resized(pid, float(self.book.at[same[0], "size"]) + size)
         if size == 0:
             raise ValidationError(f"size: 0 (new trade {symbol}); accepted: a non-zero number "
                                   "of contracts", field="size", row=symbol)
-        self._new_ids += 1
-        pid = f"WHATIF-{self._new_ids}"
-        while pid in set(self.book["position_id"].astype(str)):
-            self._new_ids += 1
-            pid = f"WHATIF-{self._new_ids}"
-        # entry_price 1.0 is provisional: a position's mark ("price") does not depend on it
-        row = pmnb.validate_positions(pd.DataFrame({
-            "position_id": [pid], "account": [self._acc], "venue": [self._venue],
-            "symbol": [symbol], "size": [float(size)], "entry_price": [1.0]}))
-        kind = str(row["kind"].iloc[0])
-        if kind not in _TRADED:
-            raise ValidationError(f"symbol: {symbol} is a {kind}; accepted for a new trade: "
-                                  f"{', '.join(_TRADED)}", field="symbol", row=pid)
-        v = self._value(row)
-        row["entry_price"] = float(v["price"].iloc[0])
-        v = self._value(row)          # at its own mark: options' value is the premium paid
-        idx = self.book.index
-        label = (int(self._all_book.index.max()) + self._new_ids
-                 if pd.api.types.is_integer_dtype(idx) and len(self._all_book)
-                 else f"whatif-{self._new_ids}")
-        new = pmnb.validate_positions(pd.concat([self.book, row.set_axis([label])]))
-        coll = self._cash(self.collateral, self._cash_currency(str(v["value_currency"].iloc[0])),
-                          -float(v["value"].iloc[0]))
-        return new, coll
+        return self._trade(symbol, size)
 
     def resize(self, position_id: str, size) -> bool:
         """Set a position's size (contracts; a string is parsed, 0 removes it). Returns False,
