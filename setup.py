@@ -2,7 +2,8 @@
 
 Two static libraries are compiled first and linked into the Cython extension:
 
-* ``pmnb_fastmath``: the hot greeks loops (``kernel.c``) and the SIMD implied-vol fast path
+* ``pmnb_fastmath``: the hot greeks loops (``kernel.c``), the scenario and margin revaluation
+  loops (``scenario.c``, ``margin.c``) and the SIMD implied-vol fast path
   (``ivfast.c``, falling back to Let's Be Rational row by row where it cannot certify), compiled
   ``-O3 -ffast-math`` so gcc calls
   glibc's libmvec SIMD ``erfc/exp/log``; run-time ISA dispatch through ``target_clones`` inside the
@@ -35,7 +36,8 @@ openmp = sys.platform.startswith("linux")
 flags_macro = ("PMNB_FAST_CFLAGS", '"' + " ".join(fast_flags) + '"')
 libraries = [
     ("pmnb_fastmath", {"sources": [f"{CORE}/kernel.c", f"{CORE}/ivfast.c",
-                                   f"{CORE}/scenario.c"], "include_dirs": [CORE],
+                                   f"{CORE}/scenario.c", f"{CORE}/margin.c"],
+                       "include_dirs": [CORE],
                        "cflags": fast_flags, "macros": macros + [flags_macro]}),
     ("pmnb_exact", {"sources": [f"{CORE}/checks.c", f"{CORE}/lbr.c"], "include_dirs": [CORE],
                     "cflags": exact_flags, "macros": macros}),
@@ -51,7 +53,7 @@ exts = [
         extra_link_args=(["-fopenmp"] if openmp else []),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
-    for name in ("_kernels", "_scenario")
+    for name in ("_kernels", "_scenario", "_margin")
 ]
 
 setup(

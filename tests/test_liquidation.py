@@ -104,3 +104,63 @@ def test_isolated_positions_get_their_own_liquidation_price():
     # the cross short alone: 10,000 - 2 (P - 60,000) = 2 P (0.5%) - 50 (tier 2 at ~64.7k)
     P = (10_000 + 120_000 + 50) / (2 + 2 * 0.005)
     assert t.loc["cross", "price"] == pytest.approx(P, rel=1e-10)
+
+
+# --- the prepared (compiled) path against the row-wise models ----------------------------------
+def _option_account(n=60, seed=4):
+    rng = np.random.default_rng(seed)
+    chain = pmnb.datasets.load_deribit_chain("2025-12-31")
+    btc = chain[chain.currency == "BTC"].instrument_name.to_numpy()
+    book = pd.DataFrame({"account": "d", "venue": "deribit",
+                         "symbol": np.append(btc[rng.integers(0, len(btc), n - 1)],
+                                             "BTC-PERPETUAL"),
+                         "size": np.append(np.round(rng.normal(-1, 5, n - 1), 1), -40_000.0),
+                         "entry_price": np.append(np.full(n - 1, np.nan), 88_000.0)})
+    coll = pd.DataFrame({"account": ["d"], "asset": ["BTC"], "balance": [100.0]})
+    return book, coll
+
+
+@pytest.fixture(scope="module")
+def demo_market():
+    import pmnb.demo
+
+    return pmnb.demo.market(fit_vols=True)
+
+
+@pytest.mark.parametrize("model", ["deribit.standard", "deribit.portfolio"])
+def test_compiled_liquidation_prices_equal_the_row_wise_search(model, demo_market):
+    """The same grid and Brent search run on the compiled prepared account and on the row-wise
+    model recomputed at market.shocked(s) (the previous implementation) find the same moves;
+    at each, the row-wise model's equity equals its maintenance."""
+    from pmnb.margin.prepared import PreparedMargin
+
+    book, coll = _option_account()
+    m = demo_market
+    mdl = pmnb.margin.get(model)
+    fast = liquidation_prices(book, m, mdl, collateral=coll, n_grid=24)
+    prep = pmnb.margin.prepare(book, m, mdl, collateral=coll)
+    assert prep.compiled
+    slow_prep = PreparedMargin(mdl, prep.book, m, collateral=prep.collateral,
+                               compute_fn=mdl._compute_reference)
+    slow = liquidation_prices(slow_prep, n_grid=24)
+    assert fast.status == slow.status == "liquidation prices found"
+    np.testing.assert_allclose(fast.table["spot_shock"], slow.table["spot_shock"], rtol=0,
+                               atol=1e-9)
+    for s in fast.table["spot_shock"]:
+        r = mdl._compute_reference(prep.book, m.shocked(s), collateral=prep.collateral)
+        assert r.equity == pytest.approx(r.maintenance, rel=1e-7, abs=1e-7)
+    assert liquidation_prices(prep, n_grid=24).table.equals(fast.table)
+
+
+def test_prepared_account_input_and_its_checks():
+    m, book = _binance(1)
+    two = pd.concat([book, book.assign(isolated_margin=np.nan, size=-2.0)], ignore_index=True)
+    coll = pd.DataFrame({"account": ["b"], "asset": ["USDT"], "balance": [10_000.0]})
+    prep = pmnb.margin.prepare(two, m, "binance.usdm", collateral=coll)
+    a = liquidation_prices(prep)
+    b = liquidation_prices(two, m, "binance.usdm", collateral=coll)
+    assert a.table.equals(b.table) and set(a.table["group"]) == {"P0000", "cross"}
+    with pytest.raises(pmnb.errors.ValidationError, match="market: a prepared account"):
+        liquidation_prices(prep, m)
+    with pytest.raises(pmnb.errors.ValidationError, match="market, model: required"):
+        liquidation_prices(two)

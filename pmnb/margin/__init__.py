@@ -8,6 +8,14 @@ more often than pmnb is released::
     model = pmnb.margin.get("binance.usdm", brackets=my_brackets)
     report = pmnb.margin.compute(book, market, model, account="binance-usdm", collateral=coll)
 
+For repeated evaluation (liquidation searches, what-if moves), :func:`prepare` validates and
+looks the book up once and returns a :class:`pmnb.margin.prepared.PreparedMargin` whose
+``compute(spot_shock)`` / ``evaluate(spot_shock)`` run on per-instrument arrays for the compiled
+models (``deribit.standard``, ``deribit.portfolio``)::
+
+    prep = pmnb.margin.prepare(book, market, "deribit.portfolio", account="d", collateral=coll)
+    prep.evaluate(-0.1)          # MarginState(equity, initial, maintenance) 10 % lower
+
 Third parties add models through the entry-point group ``pmnb.margin_models``: an entry point
 ``name = package.module:factory`` whose ``factory(**overrides)`` returns a :class:`MarginModel`.
 
@@ -36,7 +44,7 @@ import pandas as pd
 from pmnb.errors import ValidationError
 
 __all__ = ["MarginModel", "MarginParams", "MarginReport", "compute", "delta_by_underlying", "get",
-           "models", "perp_equity", "register", "usd_per_unit", "wallet_balance"]
+           "models", "perp_equity", "prepare", "register", "usd_per_unit", "wallet_balance"]
 
 ENTRY_POINT_GROUP = "pmnb.margin_models"
 
@@ -178,11 +186,15 @@ class MarginModel:
         (currency, keep, per_position_currency)
             ``keep`` marks the positions margined in ``currency``.
         """
-        inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
-        cur = np.where(inverse, book["underlying"].astype(str).to_numpy(),
-                       book["quote"].astype(str).to_numpy())
+        sc, st = text_codes(book["settlement"])
+        inverse = (st == "inverse")[sc]
+        uc, ut = text_codes(book["underlying"])
+        qc, qt = text_codes(book["quote"])
+        key = np.where(inverse, uc, len(ut) + qc)
+        text = np.concatenate([ut, qt])
+        cur = text[key]
         want = getattr(self.params, "currency", None)
-        have = sorted(set(cur.tolist()))
+        have = sorted(set(text[np.bincount(key, minlength=len(text)) > 0].tolist()))
         if want is None:
             if len(have) == 1:
                 want = have[0]
@@ -199,7 +211,7 @@ class MarginModel:
 
     def check_supported(self, book: pd.DataFrame) -> None:
         """Raise naming the first unsupported position and listing what the model supports."""
-        kinds = book["kind"].astype(str).to_numpy()
+        kinds = text_values(book["kind"])
         bad = ~np.isin(kinds, self.kinds)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -213,8 +225,73 @@ class MarginModel:
                 orders: pd.DataFrame | None = None) -> MarginReport:  # pragma: no cover
         raise NotImplementedError
 
+    def prepare(self, book: pd.DataFrame, market, *, account: str | None = None,
+                collateral: pd.DataFrame | None = None, orders: pd.DataFrame | None = None):
+        """A validated, checked book ready for repeated evaluation
+        (:class:`pmnb.margin.prepared.PreparedMargin`). This default keeps the book and
+        recomputes the model on shocked markets; models with a compiled path override it.
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> from pmnb.book import validate_positions
+        >>> m = pmnb.Market.from_dict("2026-01-01", spots={"BTC": 60_000.0},
+        ...                           marks={"binance:BTCUSDT": 60_000.0})
+        >>> b = validate_positions(pd.DataFrame({"account": ["b"], "venue": ["binance"],
+        ...     "symbol": ["BTCUSDT"], "size": [1.0], "entry_price": [60_000.0]}))
+        >>> get("binance.usdm").prepare(b, m).compiled
+        False
+        """
+        from pmnb.margin.prepared import PreparedMargin
+
+        return PreparedMargin(self, book, market, account=account, collateral=collateral,
+                              orders=orders)
+
     def __repr__(self) -> str:
         return f"<margin model {self.name} {self.params.rule_version}>"
+
+
+def text_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, text)`` with ``text[codes] == s.astype(str).to_numpy()``: a categorical's
+    (a validated book's text column) codes and distinct values, without a row-by-row pass.
+
+    Examples
+    --------
+    >>> codes, text = text_codes(pd.Series(["b", "a", None, "b"], dtype="category"))
+    >>> text[codes].tolist()
+    ['b', 'a', 'nan', 'b']
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = np.asarray(s.array.codes, dtype=np.int64)
+        text = np.array([str(c) for c in s.cat.categories] + [str(np.nan)], dtype=object)
+        return np.where(codes < 0, len(text) - 1, codes), text
+    codes, uniq = pd.factorize(s.astype(str).to_numpy())
+    return codes.astype(np.int64), np.asarray(uniq, dtype=object)
+
+
+def text_values(s: pd.Series) -> np.ndarray:
+    """``s.astype(str).to_numpy()`` (object array), built from the distinct values
+    (:func:`text_codes`).
+
+    Examples
+    --------
+    >>> text_values(pd.Series(["b", "a", None, "b"], dtype="category")).tolist()
+    ['b', 'a', 'nan', 'b']
+    """
+    codes, text = text_codes(s)
+    return text[codes]
+
+
+def distinct_text(s: pd.Series) -> list[str]:
+    """The distinct values of ``s.astype(str)`` that occur, sorted.
+
+    Examples
+    --------
+    >>> distinct_text(pd.Series(["b", "a", "b"], dtype="category"))
+    ['a', 'b']
+    """
+    codes, text = text_codes(s)
+    return sorted(set(text[np.bincount(codes, minlength=len(text)) > 0].tolist()))
 
 
 def wallet_balance(collateral: pd.DataFrame | None, currency: str, notes: list[str]) -> float:
@@ -388,6 +465,13 @@ def compute(book: pd.DataFrame, market, model: str | MarginModel, *, account: st
     >>> round(r.maintenance, 4)
     250.0
     """
+    mdl, v, collateral = _account_book(book, model, account, collateral)
+    return mdl.compute(v, market, account=account, collateral=collateral, orders=orders)
+
+
+def _account_book(book: pd.DataFrame, model: str | MarginModel, account: str | None,
+                  collateral: pd.DataFrame | None):
+    """The model, the validated and checked positions of ``account`` and its collateral."""
     from pmnb.book import validate_positions  # margin sits above book in the import graph
 
     mdl = get(model) if isinstance(model, str) else model
@@ -402,7 +486,35 @@ def compute(book: pd.DataFrame, market, model: str | MarginModel, *, account: st
         if collateral is not None:
             collateral = collateral[collateral["account"].astype(str) == account]
     mdl.check_supported(v)
-    return mdl.compute(v, market, account=account, collateral=collateral, orders=orders)
+    return mdl, v, collateral
+
+
+def prepare(book: pd.DataFrame, market, model: str | MarginModel, *, account: str | None = None,
+            collateral: pd.DataFrame | None = None, orders: pd.DataFrame | None = None):
+    """Validate and check a book once and prepare it for repeated margin evaluation.
+
+    Takes the same arguments as :func:`compute` and returns a
+    :class:`pmnb.margin.prepared.PreparedMargin`: ``.compute(spot_shock=0.0)`` gives the same
+    :class:`MarginReport` as :func:`compute` on ``market.shocked(spot_shock)``;
+    ``.evaluate(spot_shock)`` only equity, initial and maintenance margin, and
+    ``.maintenance_gap(spot_shocks)`` equity minus maintenance at many moves. ``deribit.standard``
+    and ``deribit.portfolio`` evaluate on per-instrument arrays with compiled kernels (forwards,
+    vols and marks looked up once); other models recompute on the shocked market.
+
+    Examples
+    --------
+    >>> import pandas as pd, pmnb
+    >>> m = pmnb.Market.from_dict("2026-01-01", spots={"BTC": 60_000.0},
+    ...                           marks={"binance:BTCUSDT": 60_000.0})
+    >>> book = pd.DataFrame({"account": ["b"], "venue": ["binance"], "symbol": ["BTCUSDT"],
+    ...                      "size": [1.0], "entry_price": [60_000.0]})
+    >>> coll = pd.DataFrame({"account": ["b"], "asset": ["USDT"], "balance": [3_000.0]})
+    >>> prep = prepare(book, m, "binance.usdm", account="b", collateral=coll)
+    >>> round(prep.compute().maintenance, 4), round(prep.evaluate(0.1).equity, 4)
+    (250.0, 9000.0)
+    """
+    mdl, v, collateral = _account_book(book, model, account, collateral)
+    return mdl.prepare(v, market, account=account, collateral=collateral, orders=orders)
 
 
 #: The model pmnb uses for an account, by (venue, margin_mode); "*" matches any mode.
@@ -507,4 +619,5 @@ def compute_accounts(book: pd.DataFrame, market, accounts: pd.DataFrame,
 
 
 models_ = models
-__all__ += ["AccountMargins", "DEFAULT_ACCOUNT_MODELS", "compute_accounts"]
+__all__ += ["AccountMargins", "DEFAULT_ACCOUNT_MODELS", "compute_accounts", "distinct_text",
+            "text_codes", "text_values"]

@@ -76,7 +76,9 @@ import numpy as np
 import pandas as pd
 
 from pmnb.errors import ValidationError
-from pmnb.margin import MarginModel, MarginParams, MarginReport, register
+from pmnb.margin import (MarginModel, MarginParams, MarginReport, distinct_text, register,
+                         text_values)
+from pmnb.margin.prepared import MarginState, PreparedMargin
 from pmnb.margin.deribit_standard import _choice
 
 __all__ = ["BTC_PM", "DEFAULT_CURRENCIES", "DeribitPortfolio", "DeribitPortfolioParams",
@@ -477,7 +479,7 @@ class DeribitPortfolio(MarginModel):
 
     def _select(self, book: pd.DataFrame, collateral) -> tuple[str, np.ndarray, list[str]]:
         want, keep, cur = self.margin_currency(book, collateral)
-        inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
+        inverse = text_values(book["settlement"]) == "inverse"
         if (keep & ~inverse).any():
             i = int(np.flatnonzero(keep & ~inverse)[0])
             raise ValidationError(
@@ -545,10 +547,8 @@ class DeribitPortfolio(MarginModel):
         return pd.DataFrame(pnl + 0.0, index=book.index,
                             columns=pd.Index(scenario_labels(cp), name="scenario"))
 
-    def compute(self, book, market, *, account=None, collateral=None, orders=None):
-        from pmnb.book import _expiry_T, position_greeks, value_positions
-
-        p = self.params
+    def _start(self, book, collateral, orders):
+        """Checks and notes before any computation: ``(currency, cp, book, notes)``."""
         self._check_rules()
         if orders is not None and len(orders):
             raise ValidationError(
@@ -557,10 +557,69 @@ class DeribitPortfolio(MarginModel):
                 "parameter and orders=None", field="orders")
         currency, keep, notes = self._select(book, collateral)
         cp = self.currency_params(currency)
-        book = book[keep]
-        venues = sorted(set(book["venue"].astype(str)) - {"deribit"})
+        book = book if keep.all() else book[keep]
+        venues = sorted(set(distinct_text(book["venue"])) - {"deribit"})
         if venues:
             notes.append(f"positions of {venues} margined with Deribit's rules")
+        return currency, cp, book, notes
+
+    def prepare(self, book, market, *, account=None, collateral=None, orders=None):
+        """The account prepared for repeated evaluation (see :mod:`pmnb.margin.prepared`):
+        positions aggregated per instrument, forwards, vols, vol shocks and marks computed once;
+        each evaluation prices the distinct options in all scenarios in one compiled pass
+        (:func:`pmnb._core._margin.pm`) and aggregates them with the net sizes.
+
+        ``book`` is a validated book (:func:`pmnb.margin.prepare` validates a raw one).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> from pmnb.book import validate_positions
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> b = validate_positions(pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...     "symbol": ["BTC-27MAR26-90000-P"], "size": [-1.0]}))
+        >>> prep = DeribitPortfolio().prepare(b, m)
+        >>> prep.compiled, round(prep.evaluate().initial, 6)
+        (True, 0.131283)
+        """
+        from pmnb.margin.prepared import PreparedMargin
+
+        currency, cp, sub, notes = self._start(book, collateral, orders)
+        prep = _PreparedPortfolio.build(self, sub, market, account, collateral, currency, cp,
+                                        notes)
+        if prep is None:
+            return PreparedMargin(self, book, market, account=account, collateral=collateral,
+                                  orders=orders, compute_fn=self._compute_reference)
+        prep.account_book = book
+        return prep
+
+    def compute(self, book, market, *, account=None, collateral=None, orders=None):
+        """Margin report of a validated book (the compiled per-instrument path; a book it does
+        not cover goes through :meth:`_compute_reference`).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> from pmnb.book import validate_positions
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> b = validate_positions(pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...     "symbol": ["BTC-27MAR26-90000-P"], "size": [-1.0]}))
+        >>> r = DeribitPortfolio().compute(b, m)
+        >>> r.worst_scenario, r.initial == round(-float(r.scenarios["counted"].min()), 9)
+        ('-16% vol up', True)
+        """
+        return self.prepare(book, market, account=account, collateral=collateral,
+                            orders=orders).compute()
+
+    def _compute_reference(self, book, market, *, account=None, collateral=None, orders=None):
+        """The row-by-row computation (pandas valuation, the public scenario kernel on every
+        position): the validated reference the compiled path is tested against."""
+        from pmnb.book import _expiry_T, position_greeks, value_positions
+
+        p = self.params
+        currency, cp, book, notes = self._start(book, collateral, orders)
         n = len(book)
         index = market.spot(currency)
         T = _expiry_T(book, market)
@@ -645,3 +704,323 @@ class DeribitPortfolio(MarginModel):
                             float(maintenance), equity, float(index), positions, scenarios=scen,
                             worst_scenario=labels[rm.worst_index], delta_total=delta,
                             notes=tuple(notes))
+
+
+# --- the compiled path ----------------------------------------------------------------------
+class _PreparedPortfolio(PreparedMargin):
+    """Deribit portfolio margin on per-instrument arrays (see :meth:`DeribitPortfolio.prepare`).
+
+    Options are grouped per symbol (net size), their forward, surface vol and the three vol
+    scenarios computed once. At a move ``s`` (every forward, mark and the index scaled by
+    ``f = 1 + s``, vols sticky-strike) one compiled pass prices every distinct option in the base
+    and in every scenario and returns the aggregated scenario P&L ``sum_i net_i (V_ij - V0_i)``
+    (:func:`pmnb._core._margin.pm`); futures add ``(sum q / mark) / f`` coin times their
+    scenario shape (:func:`future_scenario_pnl`)."""
+
+    compiled = True
+
+    @classmethod
+    def build(cls, model, book, market, account, collateral, currency, cp, notes):
+        """The prepared account, or None when the book needs the generic path."""
+        from pmnb._core import _margin
+        from pmnb.book import _bad, _expiry_T, value_positions
+        from pmnb.margin.prepared import option_table, shock_factor, symbol_groups
+
+        n = len(book)
+        if n == 0:
+            return None
+        rep, inv, consistent = symbol_groups(book)
+        if not consistent:
+            return None
+        sub = book.iloc[rep]
+        und_g = sub["underlying"].astype(str).to_numpy()
+        if not shock_factor(set(und_g) | {currency}):
+            return None
+        p = model.params
+        self = cls(model, book, market, account=account, collateral=collateral)
+        self.currency, self.cp = currency, cp
+        self.rate = market.rate("USD")
+        self.index0 = market.spot(currency)
+        kind_g = sub["kind"].astype(str).to_numpy()
+        T_g = _expiry_T(sub, market)
+        expired_g = np.nan_to_num(T_g, nan=1.0) < 0
+        G = len(rep)
+        q = book["size"].to_numpy(dtype=float) * book["contract_size"].to_numpy(dtype=float)
+        self.q, self.inv, self.G, self.n = q, inv, G, n
+        self.exp_rows = np.flatnonzero(expired_g[inv])
+        self.exp_price = self.exp_value = np.zeros(0)
+        if len(self.exp_rows):
+            ve = value_positions(book.iloc[self.exp_rows], market)
+            self.exp_price = ve["price"].to_numpy(dtype=float)
+            self.exp_value = ve["value"].to_numpy(dtype=float)
+            notes.append(f"{len(self.exp_rows)} expired position(s) carry no scenario risk "
+                         "(settled at settlement_price)")
+        moves, vol, is_ext = _layout(cp)
+        self.moves = np.ascontiguousarray(moves, dtype=float)
+        self.vcol = np.ascontiguousarray(vol, dtype=np.intc)
+        self.n_std = int((~is_ext).sum())
+        self.ext_w = extended_weights(cp, p.extended_fraction)
+        self.labels = scenario_labels(cp)
+        wts = np.ones(len(self.labels))
+        wts[self.n_std:] = self.ext_w
+        self.scen_static = {"table": np.where(is_ext, "extended", "standard"),
+                            "spot_shock": moves, "vol_scenario": np.array(_VOL_NAMES)[vol],
+                            "weight": wts}
+        self.fut_shape = future_scenario_pnl([1.0], cp)[0]
+        # options
+        og = np.flatnonzero((kind_g == "option") & ~expired_g)
+        self.og = og
+        net = np.bincount(inv, weights=q, minlength=G)
+        k = len(og)
+        self.inst = np.zeros((_margin.INST_ROWS, 0))
+        self.vols = np.zeros((6, 0))
+        self.lim = np.zeros((4, 0), np.uint8)
+        if k:
+            inst, lim0, F, sigma, Tt = option_table(sub.iloc[og], market, T_g[og])
+            inst[4] = net[og]
+            sv = shocked_vols(sigma, Tt, cp, rule=p.vol_shock_rule)      # (k, 3)
+            sqt = np.sqrt(Tt)
+            vols = np.empty((6, k))
+            lim = np.empty((4, k), np.uint8)
+            lim[0] = lim0
+            for c in range(3):
+                sst = sv[:, c] * sqt
+                bad = ~(sst >= 1e-30)
+                vols[c] = np.where(bad, 1.0, sst)
+                vols[3 + c] = sv[:, c]
+                lim[1 + c] = bad
+            self.inst, self.vols, self.lim = inst, vols, lim
+            self.opt_net = inst[4].copy()
+        self.opt_rows = np.flatnonzero(np.isin(inv, og))
+        # futures and perpetuals (inverse): coin size q / mark, scaled by 1/f at a move
+        fg = np.flatnonzero(np.isin(kind_g, ("future", "perpetual")) & ~expired_g)
+        self.fg = fg
+        self.f_rows = np.flatnonzero(np.isin(inv, fg))
+        self.f_Qp = 0.0
+        self.f_R = 0.0
+        self.f_A = self.f_S = np.zeros(0)
+        if len(fg):
+            rows = self.f_rows
+            entry = book["entry_price"].to_numpy(dtype=float)
+            _bad("entry_price", book.iloc[rows], np.isnan(entry[rows]),
+                 "> 0 on futures and perpetuals")
+            price0 = value_positions(sub.iloc[fg], market)["price"].to_numpy(dtype=float)
+            where = np.full(G, -1)
+            where[fg] = np.arange(len(fg))
+            fr = where[inv[rows]]
+            pr = price0[fr]
+            qr = q[rows]
+            self.f_price0, self.f_grp, self.f_entry = price0, fr, entry[rows]
+            self.f_qp = qr / pr                            # coin size at the market (f = 1)
+            self.f_T = np.nan_to_num(np.maximum(T_g[fg][fr], 0.0), nan=0.0)
+            rate = np.full(len(rows), cp.min_annualised_move)
+            if p.roll_shock_rule == "linear":
+                rate = np.maximum(rate, cp.annualised_move_risk * self.f_T)
+            self.f_rate = rate
+            self.f_Qp = float(self.f_qp.sum())
+            self.f_R = float(np.abs(self.f_qp) @ rate)
+            self.f_S = np.bincount(fr, weights=qr, minlength=len(fg))
+            self.f_A = np.bincount(fr, weights=qr / self.f_entry, minlength=len(fg))
+        balance = 0.0
+        self.coll_note = None
+        if collateral is not None and len(collateral):
+            assets = collateral["asset"].astype(str)
+            balance = float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
+            others = sorted(set(assets) - {currency})
+            if others:
+                self.coll_note = f"collateral in {others} not counted (segregated {currency} PM)"
+        self.balance = balance
+        self.const_equity = balance + float(self.exp_value.sum())
+        self.notes = notes
+        return self
+
+    # --- numbers only -----------------------------------------------------------------------
+    def _run(self, f: float, mat=None, inst=None):
+        """One compiled pass at factor ``f``: ``(v0, delta, agg)`` (fresh arrays, so that one
+        prepared account can be evaluated from several threads)."""
+        from pmnb._core import _margin
+
+        k = len(self.og)
+        v0, delta, agg = np.empty(k), np.empty(k), np.empty(len(self.moves))
+        _margin.pm(f, self.moves, self.vcol, self.inst if inst is None else inst, self.vols,
+                   self.lim, self.rate, v0, delta, agg, mat,
+                   self.kernel_threads(k * (len(self.moves) + 1)))
+        return v0, delta, agg
+
+    def _state(self, f: float, v0, delta, agg):
+        """(equity, agg, dtot, index, roll) at factor ``f`` from :meth:`_run`'s arrays."""
+        if len(self.fg):
+            agg = agg + (self.f_Qp / f) * self.fut_shape
+        eq = self.const_equity
+        dtot = 0.0
+        if len(self.og):
+            eq += float(self.opt_net @ v0)
+            dtot = float(self.opt_net @ delta)
+        if len(self.fg):
+            eq += float((self.f_A - self.f_S / (self.f_price0 * f)).sum())
+            dtot += self.f_Qp / f
+        return eq, agg, dtot, self.index0 * f, self.f_R / f
+
+    def evaluate(self, spot_shock: float = 0.0) -> MarginState:
+        """Equity, initial and maintenance margin at the move ``spot_shock`` (floats).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> book = pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...                      "symbol": ["BTC-27MAR26-90000-P"], "size": [-10.0]})
+        >>> prep = pmnb.margin.prepare(book, m, "deribit.portfolio")
+        >>> [round(x, 6) for x in prep.evaluate(-0.1)]
+        [-0.960264, 3.362344, 2.689875]
+        """
+        from pmnb.margin.prepared import _shock
+
+        f = 1.0 + _shock(spot_shock)
+        p, cp = self.model.params, self.cp
+        eq, agg, dtot, index, roll = self._state(f, *self._run(f))
+        std, ext = agg[:self.n_std], agg[self.n_std:]
+        gain = cp.pnl_offset * np.maximum(std, 0.0)
+        if cp.max_offsetable_pnl is not None:
+            gain = np.minimum(gain, cp.max_offsetable_pnl / index)
+        low = min(float(np.where(std < 0.0, std, gain).min()),
+                  float(np.minimum(self.ext_w * ext + cp.extended_dampener / index, 0.0).min()))
+        worst = round(max(-low, 0.0), 9)
+        ds = delta_shock(dtot, index, cp, rule=p.delta_shock_rule)
+        rmm = worst + roll + ds
+        return MarginState(eq, float(round(rmm + p.mmp_margin + p.open_orders_margin, 9)),
+                           float(p.mm_factor * rmm))
+
+    def maintenance_gap(self, spot_shocks) -> np.ndarray:
+        """``equity - maintenance`` at each move (one compiled pass per move).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> book = pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...                      "symbol": ["BTC-27MAR26-90000-P"], "size": [-10.0]})
+        >>> coll = pd.DataFrame({"account": ["a"], "asset": ["BTC"], "balance": [2.0]})
+        >>> prep = pmnb.margin.prepare(book, m, "deribit.portfolio", collateral=coll)
+        >>> prep.maintenance_gap([0.0, -0.3]).round(4).tolist()
+        [-0.796, -4.7235]
+        """
+        from pmnb.margin.prepared import _shocks
+
+        out = []
+        for s in _shocks(spot_shocks):
+            st = self.evaluate(float(s))
+            out.append(st.equity - st.maintenance)
+        return np.array(out, dtype=float)
+
+    # --- the report -------------------------------------------------------------------------
+    def compute(self, spot_shock: float = 0.0) -> MarginReport:
+        """The full report at the move ``spot_shock`` (as ``model.compute`` on
+        ``market.shocked(spot_shock)``).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> book = pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...                      "symbol": ["BTC-27MAR26-90000-P"], "size": [-10.0]})
+        >>> r = pmnb.margin.prepare(book, m, "deribit.portfolio").compute(-0.1)
+        >>> r.worst_scenario, round(float(r.positions["pnl_worst"].iloc[0]), 6)
+        ('ext -66% vol up', -18.453002)
+        """
+        from pmnb.margin.prepared import _shock
+
+        f = 1.0 + _shock(spot_shock)
+        p, cp = self.model.params, self.cp
+        notes = list(self.notes)
+        n, G, inv, q = self.n, self.G, self.inv, self.q
+        og, fg = self.og, self.fg
+        k = len(og)
+        v0, delta, agg0 = self._run(f)
+        eq, agg, dtot, index, roll = self._state(f, v0, delta, agg0)
+        # per-unit P&L of each option in every scenario (for the per-position allocation)
+        unit = np.empty((len(self.moves), k))
+        if k:
+            ones = self.inst.copy()
+            ones[4] = 1.0
+            self._run(f, mat=unit, inst=ones)
+        cols = np.zeros((7, n))
+        size_coin, mark, value, pnl_w, roll_i, alloc, mm_i = cols
+        qcoin_f = np.zeros(0)
+        if len(fg):
+            qcoin_f = self.f_qp / f
+        if k:
+            where = np.full(G, -1)
+            where[og] = np.arange(k)
+            rows = self.opt_rows
+            gi = where[inv[rows]]
+            size_coin[rows] = q[rows]
+            mark[rows] = v0[gi]
+            value[rows] = q[rows] * v0[gi]
+        if len(fg):
+            rows, fr = self.f_rows, self.f_grp
+            pr = self.f_price0[fr] * f
+            size_coin[rows] = qcoin_f
+            mark[rows] = pr
+            value[rows] = q[rows] * (1.0 / self.f_entry - 1.0 / pr)
+        if len(self.exp_rows):
+            mark[self.exp_rows] = self.exp_price
+            value[self.exp_rows] = self.exp_value
+        if k:
+            notes.append(f"vol shocks: {p.vol_shock_rule!r} rule, an approximation (Deribit "
+                         "does not publish its vol-shock formula)")
+        rm = risk_matrix(agg, cp, index=index, fut_q_coin=qcoin_f,
+                         fut_T=self.f_T if len(fg) else (), delta_total=dtot,
+                         extended_fraction=p.extended_fraction,
+                         delta_shock_rule=p.delta_shock_rule, roll_shock_rule=p.roll_shock_rule)
+        n_std = self.n_std
+        if rm.worst_index >= n_std:
+            notes.append(f"the extended table binds ({self.labels[rm.worst_index]}): its fraction "
+                         f"({p.extended_fraction!r}) and dampener rule are approximations")
+        elif (rm.counted[n_std:] < 0).any():
+            notes.append("extended-table losses counted with an approximated fraction and "
+                         "dampener (not the binding scenario)")
+        if len(fg) and p.roll_shock_rule == "linear" and (
+                cp.annualised_move_risk * self.f_T > cp.min_annualised_move).any():
+            notes.append("roll shock above its floor: annualised_move_risk × T is an "
+                         "approximation (only the floor is verified)")
+        if rm.delta_shock > 0:
+            notes.append("delta shock: the 'excess' formula is an approximation (Deribit's is "
+                         "not published)")
+        if cp.pnl_offset > 0 and cp.max_offsetable_pnl is not None:
+            notes.append("max_offsetable_pnl read as a USD cap on the counted gains "
+                         "(unverified)")
+        rmm = rm.risk_matrix_margin
+        initial = round(rmm + p.mmp_margin + p.open_orders_margin, 9)
+        maintenance = p.mm_factor * rmm
+        if p.mmp_margin or p.open_orders_margin:
+            notes.append(f"initial includes user-supplied mmp_margin {p.mmp_margin} and "
+                         f"open_orders_margin {p.open_orders_margin} {self.currency}")
+        j = rm.worst_index
+        if k:
+            pnl_w[self.opt_rows] = q[self.opt_rows] * unit[j, gi] + 0.0
+        if len(fg):
+            pnl_w[self.f_rows] = qcoin_f * self.fut_shape[j]
+            roll_i[self.f_rows] = np.abs(qcoin_f) * self.f_rate
+        loss = np.maximum(-pnl_w, 0.0)
+        total = loss.sum()
+        share = loss / total if total > 0 else np.zeros(n)
+        np.add(share * (rm.worst_case + rm.delta_shock), roll_i, out=alloc)
+        np.multiply(alloc, p.mm_factor, out=mm_i)
+        positions = pd.DataFrame(cols.T, index=self.book.index, copy=False,
+                                 columns=["size_coin", "mark", "value", "pnl_worst",
+                                          "roll_shock", "initial", "maintenance"])
+        scen = pd.DataFrame({**self.scen_static, "pnl": rm.aggregated + 0.0,
+                             "counted": rm.counted + 0.0},
+                            index=pd.Index(self.labels, name="scenario"))
+        scen = scen[["table", "spot_shock", "vol_scenario", "pnl", "weight", "counted"]]
+        if self.coll_note:
+            notes.append(self.coll_note)
+        equity = self.balance + float(value.sum())
+        return MarginReport(self.model.name, p.rule_version, self.account, self.currency,
+                            float(initial), float(maintenance), equity, float(index), positions,
+                            scenarios=scen, worst_scenario=self.labels[j],
+                            delta_total={self.currency: dtot}, notes=tuple(notes))

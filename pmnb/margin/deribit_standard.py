@@ -68,7 +68,9 @@ import numpy as np
 import pandas as pd
 
 from pmnb.errors import ValidationError
-from pmnb.margin import MarginModel, MarginParams, MarginReport, register, usd_per_unit
+from pmnb.margin import (MarginModel, MarginParams, MarginReport, distinct_text, register,
+                         text_codes, usd_per_unit)
+from pmnb.margin.prepared import SHOCK_STABLE, MarginState, PreparedMargin
 
 __all__ = ["DEFAULT_FUTURES", "DeribitStandard", "DeribitStandardParams", "FuturesRates",
            "futures_margin", "short_option_margin"]
@@ -242,9 +244,9 @@ class DeribitStandard(MarginModel):
         return q * np.where(short, im, long_), q * np.where(short, mm, long_)
 
     # --- the account ------------------------------------------------------------------------
-    def compute(self, book, market, *, account=None, collateral=None, orders=None):
-        from pmnb.book import position_greeks, value_positions
-
+    def _checks(self, book, orders):
+        """The checks and notes that precede any computation; returns ``(kind, inverse, notes)``
+        with ``kind`` a function giving the kind of every row as text (built on demand)."""
         p = self.params
         _choice("coin_price", p.coin_price, ("mark", "index"))
         _choice("long_options", p.long_options, ("zero", "mark"))
@@ -253,9 +255,13 @@ class DeribitStandard(MarginModel):
                 "orders: deribit.standard does not margin open orders (no Deribit rule for "
                 "orders is documented in the sources; supported: positions of kinds "
                 f"{', '.join(self.kinds)}); pass orders=None", field="orders")
-        kind = book["kind"].astype(str).to_numpy()
-        inverse = (book["settlement"].astype(str) == "inverse").to_numpy()
-        lin_opt = (kind == "option") & ~inverse
+        kc, kt = text_codes(book["kind"])
+        sc, st = text_codes(book["settlement"])
+        inverse = (st == "inverse")[sc]
+        lin_opt = (kt == "option")[kc] & ~inverse
+
+        def kind():
+            return kt[kc]
         if lin_opt.any():
             i = int(np.flatnonzero(lin_opt)[0])
             raise ValidationError(
@@ -264,9 +270,72 @@ class DeribitStandard(MarginModel):
                 "were not found; this model margins: inverse options, inverse and linear "
                 "futures and perpetuals", field="settlement", row=book.index[i])
         notes: list[str] = []
-        venues = sorted(set(book["venue"].astype(str)) - {"deribit"})
+        venues = sorted(set(distinct_text(book["venue"])) - {"deribit"})
         if venues:
             notes.append(f"positions of {venues} margined with Deribit's rules")
+        return kind, inverse, notes
+
+    def prepare(self, book, market, *, account=None, collateral=None, orders=None):
+        """The account prepared for repeated evaluation (see :mod:`pmnb.margin.prepared`):
+        options and futures aggregated per instrument, forwards, vols and marks looked up once,
+        each evaluation one compiled pass over the distinct instruments.
+
+        ``book`` is a validated book (:func:`pmnb.margin.prepare` validates a raw one).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> from pmnb.book import validate_positions
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> b = validate_positions(pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...     "symbol": ["BTC-27MAR26-90000-P"], "size": [-1.0]}))
+        >>> prep = DeribitStandard().prepare(b, m)
+        >>> prep.compiled, round(prep.evaluate().maintenance, 6)
+        (True, 0.124735)
+        """
+        from pmnb.margin.prepared import PreparedMargin
+
+        kind, inverse, notes = self._checks(book, orders)
+        currency, keep, cur_all = self.margin_currency(book, collateral)
+        if not keep.all():
+            others = sorted(set(cur_all[~keep].tolist()))
+            notes.append(f"positions margined in {others} left out (segregated: one report per "
+                         "currency)")
+        sub = book if keep.all() else book[keep]
+        prep = _PreparedStandard.build(self, sub, market, account, collateral, currency, notes)
+        if prep is None:
+            return PreparedMargin(self, book, market, account=account, collateral=collateral,
+                                  orders=orders, compute_fn=self._compute_reference)
+        prep.account_book = book
+        return prep
+
+    def compute(self, book, market, *, account=None, collateral=None, orders=None):
+        """Margin report of a validated book (the compiled per-instrument path; a book it does
+        not cover goes through :meth:`_compute_reference`).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> from pmnb.book import validate_positions
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> b = validate_positions(pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...     "symbol": ["BTC-27MAR26-90000-P"], "size": [-1.0]}))
+        >>> round(DeribitStandard().compute(b, m).initial, 6)
+        0.149735
+        """
+        return self.prepare(book, market, account=account, collateral=collateral,
+                            orders=orders).compute()
+
+    def _compute_reference(self, book, market, *, account=None, collateral=None, orders=None):
+        """The row-by-row computation (pandas valuation, one netting loop per symbol): the
+        validated reference the compiled path is tested against."""
+        from pmnb.book import position_greeks, value_positions
+
+        p = self.params
+        kind, inverse, notes = self._checks(book, orders)
+        kind = kind()
         currency, keep, cur_all = self.margin_currency(book, collateral)
         if not keep.all():
             others = sorted(set(cur_all[~keep].tolist()))
@@ -347,3 +416,314 @@ class DeribitStandard(MarginModel):
         return MarginReport(self.name, p.rule_version, account, currency, float(im.sum()),
                             float(mm.sum()), equity, usd, positions, delta_total=delta,
                             notes=tuple(notes))
+
+
+# --- the compiled path ----------------------------------------------------------------------
+def _first_order(codes: np.ndarray, k: int) -> np.ndarray:
+    """The distinct codes (0..k-1) of ``codes`` in order of first appearance."""
+    n = len(codes)
+    first = np.full(k, n, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)
+    used = np.flatnonzero(first < n)
+    return used[np.argsort(first[used], kind="stable")]
+
+
+class _PreparedStandard(PreparedMargin):
+    """Deribit standard margin on per-instrument arrays (see :meth:`DeribitStandard.prepare`).
+
+    Positions are netted per symbol (as the model does); each symbol's forward, surface vol,
+    mark and index are looked up once. At a move ``s`` every forward, mark and index is scaled by
+    ``f = 1 + s`` (vols sticky-strike), the net option positions are revalued and margined in
+    one compiled pass (:func:`pmnb._core._margin.std`), the futures in closed form."""
+
+    compiled = True
+
+    @classmethod
+    def build(cls, model, book, market, account, collateral, currency, notes):
+        """The prepared account, or None when the book needs the generic path."""
+        from pmnb.book import _bad, _expiry_T, value_positions
+        from pmnb.margin.prepared import option_table, shock_factor, symbol_groups
+
+        n = len(book)
+        if n == 0:
+            return None
+        rep, inv, consistent = symbol_groups(book)
+        if not consistent:
+            return None
+        sub = book.iloc[rep]
+        und_g = sub["underlying"].astype(str).to_numpy()
+        if not shock_factor(set(und_g)):
+            return None
+        self = cls(model, book, market, account=account, collateral=collateral)
+        p = model.params
+        self.currency = currency
+        self.rate = market.rate("USD")
+        kind_g = sub["kind"].astype(str).to_numpy()
+        inverse_g = (sub["settlement"].astype(str) == "inverse").to_numpy()
+        T_g = _expiry_T(sub, market)
+        expired_g = np.nan_to_num(T_g, nan=1.0) < 0
+        G = len(rep)
+        q = book["size"].to_numpy(dtype=float) * book["contract_size"].to_numpy(dtype=float)
+        expired = expired_g[inv]
+        self.q, self.inv, self.G = q, inv, G
+        self.exp_rows = np.flatnonzero(expired)
+        self.exp_price = self.exp_value = np.zeros(0)
+        if len(self.exp_rows):
+            ve = value_positions(book.iloc[self.exp_rows], market)
+            self.exp_price = ve["price"].to_numpy(dtype=float)
+            self.exp_value = ve["value"].to_numpy(dtype=float)
+            notes.append(f"{len(self.exp_rows)} expired position(s) carry no margin (settled at "
+                         "settlement_price)")
+        # options: one row of the instrument table per symbol
+        self.og = np.flatnonzero((kind_g == "option") & ~expired_g)
+        net = np.bincount(inv, weights=q, minlength=G)
+        self.inst = np.zeros((10, 0))
+        self.lim0 = np.zeros(0, np.uint8)
+        if len(self.og):
+            inst, lim0, F, sigma, Tt = option_table(sub.iloc[self.og], market, T_g[self.og])
+            inst[4] = net[self.og]
+            self.inst, self.lim0 = np.ascontiguousarray(inst), lim0
+            self.opt_F = F
+            self.opt_T = Tt
+            self.opt_sigma = sigma
+            self.opt_K = inst[8]
+            self.opt_w = inst[2]
+        # futures and perpetuals: closed forms on per-symbol sums
+        fg = np.flatnonzero(np.isin(kind_g, ("future", "perpetual")) & ~expired_g)
+        self.fg = fg
+        spot_g = np.full(G, np.nan)
+        for u in dict.fromkeys(und_g):
+            spot_g[und_g == u] = market.spot(u)
+        if len(fg):
+            rows = np.flatnonzero(np.isin(inv, fg))
+            entry = book["entry_price"].to_numpy(dtype=float)
+            _bad("entry_price", book.iloc[rows], np.isnan(entry[rows]),
+                 "> 0 on futures and perpetuals")
+            price0 = value_positions(sub.iloc[fg], market)["price"].to_numpy(dtype=float)
+            rates = [model.rates(u) for u in und_g[fg]]
+            self.f_rates = np.array([[r.im_base, r.im_slope, r.mm_base, r.mm_slope]
+                                     for r in rates]).T.copy()
+            inv_f = inverse_g[fg]
+            spot_f = spot_g[fg]
+            self.f_price0, self.f_spot0, self.f_inverse = price0, spot_f, inv_f
+            self.f_conv0 = np.where(inv_f, price0 if p.coin_price == "mark" else spot_f, spot_f)
+            where = np.full(G, -1)
+            where[fg] = np.arange(len(fg))
+            fr = where[inv[rows]]
+            qr, er = q[rows], entry[rows]
+            self.f_rows, self.f_grp = rows, fr
+            self.f_S = np.bincount(fr, weights=qr, minlength=len(fg))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self.f_A = np.bincount(fr, weights=np.where(inv_f[fr], qr / er, 0.0),
+                                       minlength=len(fg))
+            self.f_E = np.bincount(fr, weights=np.where(inv_f[fr], 0.0, qr * er),
+                                   minlength=len(fg))
+            self.f_entry = er
+        live = np.concatenate([self.og, fg])
+        counts = np.bincount(inv, minlength=G)
+        syms = sub["symbol"].astype(str).to_numpy()
+        for g in np.sort(live):
+            if counts[g] > 1:
+                notes.append(f"{syms[g]}: {counts[g]} rows netted to one position")
+        self.live_g = np.zeros(G, bool)
+        self.live_g[live] = True
+        self.counts = counts
+        # each row's share of its symbol's net requirement: |q| / sum |q| (the price converting
+        # an inverse future's USD size to coin cancels), equal shares when the net is zero
+        aq = np.abs(q)
+        wsum = np.bincount(inv, weights=aq, minlength=G)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.share = np.where(wsum[inv] > 0, aq / wsum[inv], 1.0 / counts[inv])
+        self.share[~self.live_g[inv]] = 0.0
+        self.kind_g, self.inverse_g, self.spot_g = kind_g, inverse_g, spot_g
+        balance = 0.0
+        if collateral is not None and len(collateral):
+            assets = collateral["asset"].astype(str)
+            balance = float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
+            others = sorted(set(assets) - {currency})
+            if others:
+                notes.append(f"collateral in {others} not counted (segregated {currency} margin)")
+        self.balance = balance
+        self.const_equity = balance + float(self.exp_value.sum())
+        self.notes = notes
+        # underlyings in order of first appearance (delta_total)
+        uc = book["underlying"]
+        if isinstance(uc.dtype, pd.CategoricalDtype) and not uc.isna().any():
+            ucodes, cats = np.asarray(uc.array.codes, dtype=np.int64), uc.cat.categories
+        else:
+            ucodes, cats = pd.factorize(uc.astype(str))
+            ucodes = ucodes.astype(np.int64)
+        order = _first_order(ucodes, len(cats))
+        self.u_codes, self.u_order = ucodes, order
+        self.u_names = [str(cats[c]) for c in order]
+        self.currency_moves = currency.upper() not in SHOCK_STABLE
+        return self
+
+    # --- numbers only -----------------------------------------------------------------------
+    def _futures(self, f: np.ndarray):
+        """(value, im, mm) of the futures at factors ``f`` (arrays of len(f))."""
+        if not len(self.fg):
+            z = np.zeros(len(f))
+            return z, z, z
+        fc = f[:, None]
+        inv_f = self.f_inverse
+        conv = self.f_conv0 * fc
+        net = np.where(inv_f, self.f_S / conv, self.f_S)
+        Q = np.abs(net)
+        imb, ims, mmb, mms = self.f_rates
+        scale = np.where(inv_f, 1.0, self.f_spot0 * fc)
+        im = Q * (imb + Q * ims) * scale
+        mm = Q * (mmb + Q * mms) * scale
+        with np.errstate(divide="ignore", invalid="ignore"):
+            val = np.where(inv_f, self.f_A - self.f_S / (self.f_price0 * fc),
+                           self.f_S * (self.f_price0 * fc) - self.f_E)
+        return val.sum(axis=1), im.sum(axis=1), mm.sum(axis=1)
+
+    def _options(self, f: np.ndarray, per_instrument: bool = False):
+        from pmnb._core import _margin
+
+        p = self.model.params
+        out = np.empty((len(f), 3))
+        m = len(self.og)
+        v = im = mm = None
+        if per_instrument:
+            v, im, mm = np.empty(m), np.empty(m), np.empty(m)
+        _margin.std(np.ascontiguousarray(f, dtype=float), self.inst, self.lim0, self.rate,
+                    p.option_im_addon, p.option_im_floor, p.option_mm_addon,
+                    p.long_options == "mark", out, v, im, mm,
+                    self.kernel_threads(m * len(f)))
+        return out, v, im, mm
+
+    def maintenance_gap(self, spot_shocks):
+        """``equity - maintenance`` at each move (one compiled pass per move).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> book = pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...                      "symbol": ["BTC-27MAR26-90000-P"], "size": [-10.0]})
+        >>> coll = pd.DataFrame({"account": ["a"], "asset": ["BTC"], "balance": [5.0]})
+        >>> prep = pmnb.margin.prepare(book, m, "deribit.standard", collateral=coll)
+        >>> prep.maintenance_gap([0.0, -0.3]).round(4).tolist()
+        [3.2553, -1.8833]
+        """
+        from pmnb.margin.prepared import _shocks
+
+        st = self.evaluate_many(_shocks(spot_shocks))
+        return st.equity - st.maintenance
+
+    def evaluate_many(self, spot_shocks) -> MarginState:
+        """:class:`MarginState` of arrays, one entry per move (validated moves > -1)."""
+        f = 1.0 + np.asarray(spot_shocks, dtype=float)
+        o = self._options(f)[0]
+        fv, fi, fm = self._futures(f)
+        return MarginState(self.const_equity + o[:, 0] + fv, o[:, 1] + fi, o[:, 2] + fm)
+
+    def evaluate(self, spot_shock: float = 0.0) -> MarginState:
+        """Equity, initial and maintenance margin at the move ``spot_shock`` (floats).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> book = pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...                      "symbol": ["BTC-27MAR26-90000-P"], "size": [-10.0]})
+        >>> prep = pmnb.margin.prepare(book, m, "deribit.standard")
+        >>> eq, im, mm = prep.evaluate(0.0)
+        >>> [round(x, 6) for x in (eq, im, mm)]
+        [-0.497353, 1.497353, 1.247353]
+        >>> mark = -eq / 10      # 10 short 90k puts on F = 100k: IM = 0.10 + m, MM = 0.075 + m
+        >>> abs(im - 10 * (0.10 + mark)) < 1e-12, abs(mm - 10 * (0.075 + mark)) < 1e-12
+        (True, True)
+        """
+        from pmnb.margin.prepared import _shock
+
+        st = self.evaluate_many(np.array([_shock(spot_shock)]))
+        return MarginState(float(st.equity[0]), float(st.initial[0]), float(st.maintenance[0]))
+
+    # --- the report -------------------------------------------------------------------------
+    def compute(self, spot_shock: float = 0.0) -> MarginReport:
+        """The full report at the move ``spot_shock`` (as ``model.compute`` on
+        ``market.shocked(spot_shock)``).
+
+        Examples
+        --------
+        >>> import pandas as pd, pmnb
+        >>> m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"BTC": 100_000.0},
+        ...                           vols={"BTC": 0.5})
+        >>> book = pd.DataFrame({"account": ["a"], "venue": ["deribit"],
+        ...                      "symbol": ["BTC-27MAR26-90000-P"], "size": [-10.0]})
+        >>> prep = pmnb.margin.prepare(book, m, "deribit.standard")
+        >>> prep.compute(-0.1).positions[["reference_price", "initial"]].round(4).values.tolist()
+        [[90000.0, 2.4603]]
+        """
+        from pmnb import pricing
+        from pmnb.margin.prepared import _shock
+
+        s = _shock(spot_shock)
+        f = 1.0 + s
+        p = self.model.params
+        notes = list(self.notes)
+        n, G, inv, q = len(self.book), self.G, self.inv, self.q
+        ref_g = np.full(G, np.nan)     # F for options, the coin conversion price for futures
+        price_g = np.full(G, np.nan)   # mark per contract
+        im_g = np.zeros(G)
+        mm_g = np.zeros(G)
+        qf_g = np.zeros(G)             # size_coin per unit of q
+        dd_g = np.zeros(G)             # delta_coin per unit of q
+        og, fg = self.og, self.fg
+        if len(og):
+            _, v, im, mm = self._options(np.array([f]), per_instrument=True)
+            Fs = self.opt_F * f
+            ref_g[og], price_g[og], im_g[og], mm_g[og] = Fs, v, im, mm
+            qf_g[og] = 1.0
+            dd_g[og] = pricing.greeks(Fs, self.opt_K, self.opt_T, self.opt_sigma, self.rate,
+                                      option_type=self.opt_w, settlement="inverse",
+                                      greeks=("delta",))["delta"]
+        if len(fg):
+            inv_f = self.f_inverse
+            price = self.f_price0 * f
+            conv = self.f_conv0 * f
+            spot = self.f_spot0 * f
+            ref_g[fg] = np.where(inv_f, conv, spot)
+            price_g[fg] = price
+            qf_g[fg] = np.where(inv_f, 1.0 / conv, 1.0)
+            dd_g[fg] = np.where(inv_f, 1.0 / price, 1.0)
+            net = np.where(inv_f, self.f_S / conv, self.f_S)
+            Q = np.abs(net)
+            imb, ims, mmb, mms = self.f_rates
+            scale = np.where(inv_f, 1.0, spot)
+            im_g[fg] = Q * (imb + Q * ims) * scale
+            mm_g[fg] = Q * (mmb + Q * mms) * scale
+        cols = np.empty((6, n))
+        size_coin, ref, mark, value, im_r, mm_r = cols
+        np.multiply(q, qf_g.take(inv), out=size_coin)
+        ref_g.take(inv, out=ref)
+        price_g.take(inv, out=mark)
+        np.multiply(q, mark, out=value)
+        np.multiply(im_g.take(inv), self.share, out=im_r)
+        np.multiply(mm_g.take(inv), self.share, out=mm_r)
+        delta = q * dd_g.take(inv)
+        if len(fg):
+            rows, fr = self.f_rows, self.f_grp
+            qr, er, pr = q[rows], self.f_entry, price[fr]
+            value[rows] = np.where(self.f_inverse[fr], qr * (1.0 / er - 1.0 / pr),
+                                   qr * (pr - er))
+        if len(self.exp_rows):
+            mark[self.exp_rows] = self.exp_price
+            value[self.exp_rows] = self.exp_value
+        equity = self.balance + float(value.sum())
+        dsum = np.bincount(self.u_codes, weights=delta, minlength=int(self.u_codes.max()) + 1)
+        delta_total = {u: float(dsum[c]) for u, c in zip(self.u_names, self.u_order)}
+        usd = usd_per_unit(self.market, self.currency, notes)
+        if self.currency in self.market.spots and self.currency_moves:
+            usd = usd * f
+        positions = pd.DataFrame(cols.T, index=self.book.index, copy=False,
+                                 columns=["size_coin", "reference_price", "mark", "value",
+                                          "initial", "maintenance"])
+        return MarginReport(self.model.name, p.rule_version, self.account, self.currency,
+                            float(im_r.sum()), float(mm_r.sum()), equity, float(usd), positions,
+                            delta_total=delta_total, notes=tuple(notes))
