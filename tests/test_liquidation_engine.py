@@ -180,8 +180,9 @@ def test_unsupported_model_raises_naming_supported():
     book = pd.DataFrame({"account": ["d"], "venue": ["dydx"], "symbol": ["ETH-USD"],
                          "size": [1.0], "entry_price": [3_000.0]})
     path = pd.Series([2_900.0], index=_times(1), name="ETH")
-    with pytest.raises(ValidationError, match=r"not supported yet.*binance\.usdm.*hyperliquid"):
-        simulate_liquidation(book, m, path, "dydx.v4")
+    with pytest.raises(ValidationError, match=r"not supported yet.*binance\.usdm.*hyperliquid"
+                                              r".*dydx\.v4.*deribit\.standard"):
+        simulate_liquidation(book, m, path, "span")
 
 
 def test_bad_path_rejected():
