@@ -47,8 +47,14 @@ unrealised P&L of its futures and perpetuals at mark. ``delta_total`` is Deribit
 the sum of coin deltas (net transactional delta of inverse options, ``q / mark`` of inverse
 futures, ``q`` of linear ones; :func:`pmnb.book.position_greeks`).
 
-Open orders are not margined: no Deribit rule for orders was found (see reference/margin.md
-§1.2); an ``orders`` frame with rows raises.
+Open orders (``compute(..., orders=...)``) add initial margin: Deribit charges initial margin on
+the open orders of a standard-margin account (Deribit, "18 August 2022" release notes,
+https://support.deribit.com/hc/en-us/articles/25944782257949-18-August-2022) but publishes no
+formula (reference/margin.md §1.2). pmnb's **labelled approximation**: the orders' initial margin
+is the larger, over the buy side and the sell side, of the initial margin with every order of
+that side filled (at its limit price) minus the initial margin without, floored at 0 — so a
+reduce-only order adds nothing and opposite orders are not both charged. Maintenance margin and
+equity are those of the positions (an order is not a position).
 
 Examples
 --------
@@ -252,9 +258,8 @@ class DeribitStandard(MarginModel):
         _choice("long_options", p.long_options, ("zero", "mark"))
         if orders is not None and len(orders):
             raise ValidationError(
-                "orders: deribit.standard does not margin open orders (no Deribit rule for "
-                "orders is documented in the sources; supported: positions of kinds "
-                f"{', '.join(self.kinds)}); pass orders=None", field="orders")
+                "orders: a prepared deribit.standard account margins positions only; pass "
+                "open orders to compute(..., orders=...)", field="orders")
         kc, kt = text_codes(book["kind"])
         sc, st = text_codes(book["settlement"])
         inverse = (st == "inverse")[sc]
@@ -325,8 +330,56 @@ class DeribitStandard(MarginModel):
         >>> round(DeribitStandard().compute(b, m).initial, 6)
         0.149735
         """
-        return self.prepare(book, market, account=account, collateral=collateral,
-                            orders=orders).compute()
+        if orders is not None and len(orders):
+            return self._with_orders(book, market, account, collateral, orders)
+        return self.prepare(book, market, account=account, collateral=collateral).compute()
+
+    def _with_orders(self, book, market, account, collateral, orders) -> MarginReport:
+        """The positions' report plus the initial margin of the worse side of the open orders
+        (see the module docstring: a labelled approximation)."""
+        from pmnb.book import validate_positions
+
+        if not isinstance(orders, pd.DataFrame):
+            raise ValidationError(f"orders: got {type(orders).__name__}; accepted: a DataFrame "
+                                  "with symbol, size (signed: buys > 0) and price", field="orders")
+        missing = [c for c in ("symbol", "size", "price") if c not in orders]
+        if missing:
+            raise ValidationError(f"orders: missing column(s) {missing}; required: symbol, size "
+                                  "(signed contracts, buys > 0), price (limit, > 0)",
+                                  field=missing[0])
+        size = pd.to_numeric(orders["size"], errors="coerce").to_numpy(dtype=float)
+        price = pd.to_numeric(orders["price"], errors="coerce").to_numpy(dtype=float)
+        for name, bad, accepted in (
+                ("size", ~np.isfinite(size) | (size == 0), "finite, non-zero (buys > 0)"),
+                ("price", ~(price > 0) | ~np.isfinite(price), "a finite limit price > 0")):
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValidationError(f"orders: {name} of row {orders.index[i]!r} is "
+                                      f"{orders[name].iloc[i]!r}; accepted: {accepted}",
+                                      field=name, row=orders.index[i])
+        acc = account if account is not None else (
+            str(book["account"].iloc[0]) if len(book) else "orders")
+        as_positions = pd.DataFrame({
+            "position_id": [f"order:{label}" for label in orders.index],
+            "account": orders["account"].astype(str).to_numpy() if "account" in orders else acc,
+            "venue": orders["venue"].astype(str).to_numpy() if "venue" in orders else "deribit",
+            "symbol": orders["symbol"].astype(str).to_numpy(), "size": size,
+            "entry_price": price}, index=[f"order:{label}" for label in orders.index])
+        base = self.compute(book, market, account=account, collateral=collateral)
+        extra, side = 0.0, None
+        for name, mask in (("buy", size > 0), ("sell", size < 0)):
+            if not mask.any():
+                continue
+            filled = validate_positions(pd.concat([book.astype({"position_id": str}),
+                                                   as_positions[mask]]))
+            rep = self.compute(filled, market, account=account, collateral=collateral)
+            if rep.initial - base.initial > extra:
+                extra, side = rep.initial - base.initial, name
+        note = ("open orders: initial margin of the worse side filled at its limit price minus "
+                f"without ({side or 'neither'} side binds: +{extra:.9g} {base.currency}); a "
+                "labelled approximation, Deribit publishes no formula for open orders")
+        return dataclasses.replace(base, initial=base.initial + extra,
+                                   notes=base.notes + (note,))
 
     def _compute_reference(self, book, market, *, account=None, collateral=None, orders=None):
         """The row-by-row computation (pandas valuation, one netting loop per symbol): the

@@ -236,12 +236,45 @@ def test_linear_options_not_supported():
         pmnb.margin.compute(book, m, "deribit.standard")
 
 
-def test_orders_not_supported():
-    orders = pd.DataFrame({"symbol": ["BTC-PERPETUAL"], "size": [10.0], "price": [99_000.0]})
-    with pytest.raises(ValidationError, match="orders"):
-        pmnb.margin.compute(_book(), _market(), "deribit.standard", orders=orders)
-    r = pmnb.margin.compute(_book(), _market(), "deribit.standard", orders=orders.iloc[:0])
-    assert r.initial > 0
+def test_open_orders_add_the_initial_margin_of_the_worse_side():
+    m, mdl = _market(), pmnb.margin.get("deribit.standard")
+    base = pmnb.margin.compute(_book(), m, mdl, account="d", collateral=COLL)
+    T = 85.0 / 365.0
+    put = _black76_coin("put", F_MAR, 90_000, T, 0.5)
+    # a sell order of 2 more puts: charged like two more short puts (floor binds, by hand)
+    sell = pd.DataFrame({"symbol": ["BTC-27MAR26-90000-P"], "size": [-2.0], "price": [0.04]})
+    r = pmnb.margin.compute(_book(), m, mdl, account="d", collateral=COLL, orders=sell)
+    assert r.initial - base.initial == pytest.approx(2 * (0.10 + put), rel=1e-9)
+    assert r.maintenance == base.maintenance and r.equity == base.equity
+    assert any("open orders" in n and "approximation" in n for n in r.notes)
+    # buy 5 BTC more of perp, and a sell that would close it: the buy side binds (not the sum)
+    both = pd.DataFrame({"symbol": ["BTC-PERPETUAL"] * 2, "size": [50_000.0, -250_000.0],
+                         "price": [99_000.0, 101_000.0]})
+    r = pmnb.margin.compute(_book(), m, mdl, account="d", collateral=COLL, orders=both)
+    grow = mdl.futures_margin("BTC", 30.0)[0] - mdl.futures_margin("BTC", 25.0)[0]
+    assert r.initial - base.initial == pytest.approx(float(grow), rel=1e-9)
+    assert "buy side binds" in r.notes[-1]
+    # a reduce-only order adds nothing
+    close = pd.DataFrame({"symbol": ["BTC-PERPETUAL"], "size": [-100_000.0], "price": [1e5]})
+    r = pmnb.margin.compute(_book(), m, mdl, account="d", collateral=COLL, orders=close)
+    assert r.initial == base.initial
+    # empty orders: the positions' report
+    assert pmnb.margin.compute(_book(), m, mdl, account="d", collateral=COLL,
+                               orders=sell.iloc[:0]).initial == base.initial
+
+
+@pytest.mark.parametrize("orders,match", [
+    (pd.DataFrame({"symbol": ["BTC-PERPETUAL"], "size": [1.0], "price": [0.0]},
+                  index=["o7"]), "price of row 'o7'"),
+    (pd.DataFrame({"symbol": ["BTC-PERPETUAL"], "size": [0.0], "price": [1.0]},
+                  index=["o8"]), "size of row 'o8'"),
+    (pd.DataFrame({"symbol": ["BTC-PERPETUAL"], "size": [1.0]}), "missing column"),
+    (pd.DataFrame({"symbol": ["BTC-NOPE"], "size": [1.0], "price": [1.0]}), "symbol"),
+])
+def test_bad_orders_are_named(orders, match):
+    with pytest.raises(ValidationError, match=match):
+        pmnb.margin.compute(_book(), _market(), "deribit.standard", account="d",
+                            collateral=COLL, orders=orders)
 
 
 def test_eth_rates_must_be_passed():
