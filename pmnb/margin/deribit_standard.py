@@ -92,9 +92,15 @@ class FuturesRates:
     mm_slope: float
 
 
-#: Deribit "Linear Perpetual" page: BTC and SOL (the only underlyings it documents).
+#: BTC and SOL: Deribit "Linear Perpetual" page
+#: (https://support.deribit.com/hc/en-us/articles/25944738177565-Linear-Perpetual). ETH:
+#: Deribit "11 January 2022" margin change (https://support.deribit.com/hc/en-us/articles/
+#: 25944826427293-11-January-2022): IM 2% + size in ETH × 0.0004%, MM 1% + size in ETH ×
+#: 0.0004% — the latest ETH rates Deribit published that pmnb found (later changes, if any, are
+#: not in the sources: override with the venue's current rates).
 DEFAULT_FUTURES: Mapping[str, FuturesRates] = {
     "BTC": FuturesRates(im_base=0.02, im_slope=0.00005, mm_base=0.01, mm_slope=0.00005),
+    "ETH": FuturesRates(im_base=0.02, im_slope=0.000004, mm_base=0.01, mm_slope=0.000004),
     "SOL": FuturesRates(im_base=0.04, im_slope=0.000005, mm_base=0.02, mm_slope=0.000005),
 }
 
@@ -120,7 +126,8 @@ class DeribitStandardParams(MarginParams):
 
     rule_version: str = "deribit-standard-2025"
     source: str = ("https://support.deribit.com/hc/en-us/articles/25944738177565-Linear-Perpetual "
-                   "(futures rates); https://doc.tslab.pro/tslab/eng/data-providers/"
+                   "(BTC, SOL futures rates); https://support.deribit.com/hc/en-us/articles/"
+                   "25944826427293-11-January-2022 (ETH futures rates); https://doc.tslab.pro/tslab/eng/data-providers/"
                    "connection-to-broker/deribit-cryptocurrency-exchange/"
                    "deribit-margin-requirements-calculation (inverse options, quoting Deribit)")
     futures: Any = dataclasses.field(default_factory=lambda: dict(DEFAULT_FUTURES))
@@ -200,11 +207,13 @@ class DeribitStandard(MarginModel):
         --------
         >>> DeribitStandard().rates("BTC").im_base
         0.02
+        >>> DeribitStandard().rates("ETH").im_slope   # 0.0004 % per ETH (Deribit, 2022-01-11)
+        4e-06
         >>> try:
-        ...     DeribitStandard().rates("ETH")
+        ...     DeribitStandard().rates("XRP")
         ... except ValueError as e:
         ...     print(str(e)[:52])
-        deribit.standard: no futures margin rates for 'ETH'
+        deribit.standard: no futures margin rates for 'XRP'
         """
         table = self.params.futures
         if underlying not in table:

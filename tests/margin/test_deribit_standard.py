@@ -277,18 +277,24 @@ def test_bad_orders_are_named(orders, match):
                             collateral=COLL, orders=orders)
 
 
-def test_eth_rates_must_be_passed():
+def test_eth_rates_are_deribits_published_ones_and_others_must_be_passed():
     m = pmnb.Market.from_dict("2026-01-01T08:00Z", spots={"ETH": 3_000.0},
                               marks={"deribit:ETH-PERPETUAL": 3_000.0})
     book = pd.DataFrame({"account": ["e"], "venue": ["deribit"], "symbol": ["ETH-PERPETUAL"],
                          "size": [30_000.0], "entry_price": [3_000.0]})
-    with pytest.raises(ValidationError, match="no futures margin rates for 'ETH'"):
-        pmnb.margin.compute(book, m, "deribit.standard")
+    # Deribit, "11 January 2022": ETH IM 2% + size in ETH x 0.0004%, MM 1% + size x 0.0004%
+    r = pmnb.margin.compute(book, m, "deribit.standard")
+    assert r.currency == "ETH"
+    assert r.initial == pytest.approx(10 * (0.02 + 10 * 0.000004), rel=1e-12)
+    assert r.maintenance == pytest.approx(10 * (0.01 + 10 * 0.000004), rel=1e-12)
     eth = FuturesRates(0.02, 0.0001, 0.01, 0.0001)     # user-supplied (illustrative) rates
     mdl = pmnb.margin.get("deribit.standard", futures={**DEFAULT_FUTURES, "ETH": eth})
     r = mdl.compute(pmnb.book.validate_positions(book), m)
-    assert r.currency == "ETH"
     assert r.initial == pytest.approx(10 * (0.02 + 10 * 0.0001))
+    no_eth = pmnb.margin.get("deribit.standard",
+                             futures={k: v for k, v in DEFAULT_FUTURES.items() if k != "ETH"})
+    with pytest.raises(ValidationError, match="no futures margin rates for 'ETH'"):
+        no_eth.compute(pmnb.book.validate_positions(book), m)
 
 
 def test_parameter_override_via_get():

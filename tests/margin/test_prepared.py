@@ -295,12 +295,15 @@ def test_bad_moves_are_named(model):
 
 def test_prepare_raises_like_compute():
     m = _market()
+    from pmnb.margin.deribit_standard import DEFAULT_FUTURES
+
+    no_eth = pmnb.margin.get("deribit.standard",
+                             futures={k: v for k, v in DEFAULT_FUTURES.items() if k != "ETH"})
     with pytest.raises(ValidationError, match="no futures margin rates for 'ETH'"):
         pmnb.margin.prepare(pd.DataFrame({"account": "d", "venue": "deribit",
                                           "symbol": ["ETH-PERPETUAL"], "size": [10.0],
                                           "entry_price": [3_000.0]}),
-                            m.with_marks({"deribit:ETH-PERPETUAL": 3e3}, source="t"),
-                            "deribit.standard")
+                            m.with_marks({"deribit:ETH-PERPETUAL": 3e3}, source="t"), no_eth)
     with pytest.raises(ValidationError, match="orders"):
         pmnb.margin.prepare(_btc_book(), m, "deribit.portfolio",
                             orders=pd.DataFrame({"x": [1]}))

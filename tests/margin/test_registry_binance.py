@@ -124,8 +124,13 @@ def test_margin_per_account_on_the_demo_portfolio():
         180_000 + 3.5 * (94_210 - market.mark("binance", "BTCUSDT")))
     assert s.loc["uniswap-v3", "status"].startswith("no margin")
     assert s.loc["deribit-pm", "model"] == "deribit.portfolio" and s.loc["deribit-pm", "status"] == "ok"
-    # Deribit publishes no ETH futures margin rates: the standard account says so, by name
-    assert "no futures margin rates for 'ETH'" in s.loc["deribit-sm", "status"]
+    # the ETH standard-margin account: futures at Deribit's 2022-01-11 ETH rates, by hand
+    sm = reports["deribit-sm"]
+    assert s.loc["deribit-sm", "status"] == "ok" and sm.currency == "ETH"
+    fut = sm.positions.loc[book.index[book["position_id"].astype(str) == "D-ETH-FUT-MAR"][0]]
+    q = 100_000.0 / market.forward("ETH", pd.Timestamp("2026-03-27T08:00Z"))   # ETH of USD 1 x 100k
+    assert fut["initial"] == pytest.approx(q * (0.02 + q * 0.000004), rel=1e-9)
+    assert fut["maintenance"] == pytest.approx(q * (0.01 + q * 0.000004), rel=1e-9)
     # an explicit model per account overrides the venue default
     only = book.pm.margin(market, accounts, collateral, models={"deribit-pm": "binance.usdm"})
     assert "this model margins" in only.errors["deribit-pm"]

@@ -204,8 +204,16 @@ def test_bad_size_and_unsupported_trade_keep_last_state(demo):
     assert ex.wait()
 
 
-def test_account_with_margin_error_then_fixed_by_an_edit(demo):
+def _without_eth_rates(monkeypatch):
+    """Make the ETH standard-margin account unmarginable: its futures rates withdrawn."""
+    import pmnb.margin.deribit_standard as ds
+
+    monkeypatch.delitem(ds.DEFAULT_FUTURES, "ETH")
+
+
+def test_account_with_margin_error_then_fixed_by_an_edit(demo, monkeypatch):
     _, _, _, market = demo
+    _without_eth_rates(monkeypatch)
     ex = MarginWhatIf(account="binance-usdm")
     ex.account.value = "deribit-sm"
     assert "no futures margin rates for 'ETH'" in ex.status.value.replace("&#x27;", "'")
@@ -378,7 +386,8 @@ def test_ladder_deribit_standard_crossing(demo):
     assert abs(rep.equity - rep.maintenance) < 1e-8 * rep.maintenance
 
 
-def test_ladder_errors_keep_last_state(ladder):
+def test_ladder_errors_keep_last_state(ladder, monkeypatch):
+    _without_eth_rates(monkeypatch)
     before_y = tuple(ladder.fig.data[0].y)
     ladder.account.value = "deribit-sm"               # its margin cannot be computed
     assert "deribit-sm" in ladder.status.value and "Still showing hyperliquid" in \
