@@ -130,18 +130,27 @@ class GreeksExplorer(W.VBox):
         self.render_enabled = bool(render)
         self.last_timing: dict[str, float] = {}
         self._data: dict | None = None
-        self.figure = self._make_figure() if self.render_enabled else None
+        self.figure = None
         controls = W.HBox([W.VBox([self.strategy, self.greek, self.strike, self.width, self.gap]),
                            W.VBox([self.spot, self.vol, self.days, self.rate])])
+        self.update()
+        if self._data is None:
+            raise ValueError(f"GreeksExplorer: the initial inputs are invalid: "
+                             f"{self.status.value}")
+        if self.render_enabled:
+            # drawn before it becomes a widget: a FigureWidget sends its whole state once, when
+            # the page connects, so a figure filled only after construction can show up empty
+            # in Voila
+            import plotly.graph_objects as go
+
+            plain = self._make_figure()
+            self._render(self._data, plain)
+            self.figure = go.FigureWidget(plain)
         parts = [controls, self.status] + ([self.figure] if self.figure is not None else [])
         super().__init__(parts + [self.readout, self.explanation])
         for w in (self.strategy, self.greek, self.spot, self.vol, self.days, self.rate,
                   self.strike, self.width, self.gap):
             w.observe(self._on_change, names="value")
-        self.update()
-        if self._data is None:
-            raise ValueError(f"GreeksExplorer: the initial inputs are invalid: "
-                             f"{self.status.value}")
 
     @property
     def widget(self) -> W.VBox:
@@ -231,10 +240,10 @@ class GreeksExplorer(W.VBox):
         self._data = data
         self.status.value = ""
         self.readout.value = self._readout_html(data)
-        if self.render_enabled:
+        if self.figure is not None:
             try:
                 with timer(timing, "render_ms"):
-                    self._render(data)
+                    self._render(data, self.figure)
             except Exception as exc:  # noqa: BLE001
                 self.status.value = status_html("drawing failed: " + friendly_message(exc))
         self.last_timing = timing
@@ -282,10 +291,9 @@ class GreeksExplorer(W.VBox):
                              col=col)
         fig.update_layout(height=760, margin=dict(l=50, r=20, t=40, b=40),
                           legend=dict(orientation="h", y=-0.08), template="plotly_white")
-        return go.FigureWidget(fig)
+        return fig
 
-    def _render(self, d: dict) -> None:
-        fig = self.figure
+    def _render(self, d: dict, fig) -> None:
         x = d["spot"]
         with fig.batch_update():
             i = 0
