@@ -1,9 +1,10 @@
 """LiquidationLadder: an account's equity and maintenance margin against the spot, with its
 liquidation prices marked and their distance in %, USD and daily sigmas.
 
-Every number comes from pmnb's public API: each curve point is one :func:`pmnb.margin.compute`
-on ``market.shocked(s)`` (every non-stable price moved by the same relative ``s``, as
-:func:`pmnb.liquidation.liquidation_prices` moves them), the markers are
+Every number comes from pmnb's public API: each curve point is the margin report of the account
+prepared once (:func:`pmnb.margin.prepare`) at the move ``s``, which equals
+:func:`pmnb.margin.compute` on ``market.shocked(s)`` (every non-stable price moved by the same
+relative ``s``, as :func:`pmnb.liquidation.liquidation_prices` moves them), the markers are
 :func:`~pmnb.liquidation.liquidation_prices` and the table is
 :func:`~pmnb.liquidation.distance_to_liquidation`. This module chooses the grid, calls those
 functions and draws with a plotly ``FigureWidget`` (traces updated in place).
@@ -360,11 +361,13 @@ class LiquidationLadder(W.VBox):
                 if need_curve:
                     with timer(t, "curve_ms"):
                         rows = []
+                        # validated and looked up once; each point = compute on the shocked market
+                        prep = pmnb.margin.prepare(book, market, model, account=account,
+                                                   collateral=coll)
                         for s in shocks:
                             if is_stale():
                                 return
-                            rep = pmnb.margin.compute(book, market.shocked(float(s)), model,
-                                                      account=account, collateral=coll)
+                            rep = prep.compute(float(s))
                             u = rep.usd_per_unit
                             rows.append((s, spot0 * (1.0 + s), rep.equity, rep.maintenance,
                                          rep.initial, rep.equity * u, rep.maintenance * u,
