@@ -171,7 +171,10 @@ class LiquidationLadder(W.VBox):
                            layout=W.Layout(visibility="hidden"))
         self.table = W.HTML(layout=W.Layout(overflow="auto"))
         self.explanation = W.HTML(EXPLANATION, layout=W.Layout(max_width="820px"))
-        self.fig = go.FigureWidget(layout=go.Layout(
+        # a plain figure first: the first state is drawn into it (inline), then it is wrapped
+        # as a FigureWidget, which sends its whole state once when the page connects (in
+        # Voila, updates made before that never arrive)
+        self.fig = go.Figure(layout=go.Layout(
             height=420, margin=dict(l=60, r=20, t=40, b=50), hovermode="x unified",
             legend=dict(orientation="h", y=1.08, x=0), template="plotly_white"))
         for name, style_ in (("equity", dict(color="#1f77b4", width=2)),
@@ -182,6 +185,14 @@ class LiquidationLadder(W.VBox):
                              ("move", dict(color="#2ca02c", width=1))):
             self.fig.add_scatter(x=[], y=[], mode="lines", name=name, line=style_,
                                  hoverinfo="skip" if name in ("spot now", "move") else None)
+        self.runner.background = False            # the first curve and search: inline
+        try:
+            if not self._select(account, self.model.value):
+                raise ValidationError(f"LiquidationLadder: the initial account cannot be "
+                                      f"margined: {self.status.value}", field="account")
+        finally:
+            self.runner.background = bool(background)
+        self.fig = go.FigureWidget(self.fig)
         super().__init__([
             W.HBox([self.account, self.model, self.units]),
             self.range, self.move, self.status, self.busy, self.fig, self.readout,
@@ -191,9 +202,6 @@ class LiquidationLadder(W.VBox):
         self.range.observe(self._on_range, names="value")
         self.move.observe(lambda ch: self._on_move(), names="value")
         self.units.observe(lambda ch: self._redraw(), names="value")
-        if not self._select(account, self.model.value):
-            raise ValidationError(f"LiquidationLadder: the initial account cannot be margined: "
-                                  f"{self.status.value}", field="account")
 
     @property
     def widget(self) -> W.VBox:
