@@ -38,7 +38,9 @@ def test_pmnb_dashboards_serves_rendered_notebooks(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "pmnb.cli", "dashboards", "--port",
                                  str(port), "--notebooks", str(ROOT / "notebooks")],
                                 stdout=sink, stderr=subprocess.STDOUT, text=True, env=env,
-                                start_new_session=True)
+                                start_new_session=True,
+                                # a shell's background job inherits SIGINT ignored: restore it
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while True:

@@ -3,9 +3,11 @@
 Every number comes from :func:`pmnb.greeks` (Black-76 on the forward, as Deribit prices its
 options); this module only chooses the inputs, adds legs up by their sizes and draws.
 
-Drawn with a plotly ``FigureWidget`` updated in place (the browser redraws the traces; the
-kernel only sends the new arrays), chosen over a matplotlib PNG after measuring both: see
-``benchmarks/plotting.py``.
+Drawn with bqplot (2-D marks whose ``x``/``y`` are widget state: the kernel sends the new
+arrays and the browser redraws), chosen from ``benchmarks/plotting.py``'s measurements in Voila
+and Debian's chromium: first render 3.5 s and a slider update 20 ms, against 9.5 s / 48 ms for a
+plotly ``FigureWidget``, 4.2 s / 137 ms for ipympl and 4.7 s / 112 ms for the previous
+matplotlib PNG (plotly is kept for 3-D, in the VolSurfaceExplorer).
 """
 
 from __future__ import annotations
@@ -79,9 +81,11 @@ class GreeksExplorer(W.VBox):
     ----------
     widget : ipywidgets.VBox
         The explorer itself (``display(explorer.widget)`` or ``display(explorer)``).
-    figure : plotly.graph_objects.FigureWidget
-        Value and payoff vs spot, the greek vs spot and the greek vs time to the first expiry,
-        linear (left, USD) beside inverse (right, coin); ``None`` with ``render=False``.
+    figure : ipywidgets.GridBox
+        Six bqplot figures, linear (left, USD) beside inverse (right, coin): value and payoff vs
+        spot, the greek vs spot, the greek vs time to the first expiry; ``None`` with
+        ``render=False``. ``marks[(settlement, key)]`` holds each drawn mark (keys of
+        :attr:`MARKS`), ``figures[(settlement, row)]`` each figure.
     last_timing : dict
         ``compute_ms`` (pmnb calls) and ``render_ms`` (figure update) of the last update.
 
@@ -137,15 +141,11 @@ class GreeksExplorer(W.VBox):
         if self._data is None:
             raise ValueError(f"GreeksExplorer: the initial inputs are invalid: "
                              f"{self.status.value}")
+        self.marks: dict = {}
+        self.figures: dict = {}
         if self.render_enabled:
-            # drawn before it becomes a widget: a FigureWidget sends its whole state once, when
-            # the page connects, so a figure filled only after construction can show up empty
-            # in Voila
-            import plotly.graph_objects as go
-
-            plain = self._make_figure()
-            self._render(self._data, plain)
-            self.figure = go.FigureWidget(plain)
+            self.figure = self._make_figure()
+            self._render(self._data)
         parts = [controls, self.status] + ([self.figure] if self.figure is not None else [])
         super().__init__(parts + [self.readout, self.explanation])
         for w in (self.strategy, self.greek, self.spot, self.vol, self.days, self.rate,
@@ -243,7 +243,7 @@ class GreeksExplorer(W.VBox):
         if self.figure is not None:
             try:
                 with timer(timing, "render_ms"):
-                    self._render(data, self.figure)
+                    self._render(data)
             except Exception as exc:  # noqa: BLE001
                 self.status.value = status_html("drawing failed: " + friendly_message(exc))
         self.last_timing = timing
@@ -263,55 +263,62 @@ class GreeksExplorer(W.VBox):
                 "<b>{:.4f}</b>; linear value <b>{:,.2f} USD</b>.</div>").format(
                     d["spot_now"], lin["delta"], inv["price"], inv["delta"], lin["price"])
 
-    #: Trace order of :attr:`figure`, per settlement column: (row, key).
-    TRACES = ((1, "value"), (1, "payoff"), (1, "now"), (2, "greek"), (3, "greek_vs_time"))
+    #: Drawn marks per settlement: key -> (row of the figure, label).
+    MARKS = {"value": (0, "value now"), "payoff": (0, "value at first expiry"),
+             "now": (0, "spot now"), "greek": (1, "greek vs spot"),
+             "greek_vs_time": (2, "greek vs time")}
+    _COLORS = {"value": "#1f77b4", "payoff": "#ff7f0e", "now": "grey", "greek": "#2ca02c",
+               "greek_vs_time": "#9467bd"}
 
-    def _make_figure(self):
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+    def _make_figure(self) -> W.GridBox:
+        import bqplot as bq
 
-        fig = make_subplots(rows=3, cols=2, horizontal_spacing=0.1, vertical_spacing=0.11,
-                            subplot_titles=["linear: value (USD)", "inverse: value (coin)",
-                                            "linear: greek vs spot", "inverse: greek vs spot",
-                                            "linear: greek vs time", "inverse: greek vs time"])
-        style = {"value": dict(color="#1f77b4"), "payoff": dict(color="#ff7f0e", dash="dash"),
-                 "greek": dict(color="#2ca02c"), "greek_vs_time": dict(color="#9467bd")}
-        names = {"value": "value now", "payoff": "value at first expiry", "now": "spot now",
-                 "greek": "greek vs spot", "greek_vs_time": "greek vs time"}
-        for col in (1, 2):
-            for row, key in self.TRACES:
-                trace = (go.Scatter(x=[], y=[], mode="markers", marker=dict(size=9, color="grey"),
-                                    name=names[key], showlegend=col == 1)
-                         if key == "now" else
-                         go.Scatter(x=[], y=[], mode="lines", line=style[key], name=names[key],
-                                    showlegend=col == 1))
-                fig.add_trace(trace, row=row, col=col)
-            fig.update_xaxes(title_text="underlying (forward) price, USD", row=2, col=col)
-            fig.update_xaxes(title_text="days to first expiry", autorange="reversed", row=3,
-                             col=col)
-        fig.update_layout(height=760, margin=dict(l=50, r=20, t=40, b=40),
-                          legend=dict(orientation="h", y=-0.08), template="plotly_white")
-        return fig
-
-    def _render(self, d: dict, fig) -> None:
-        x = d["spot"]
-        with fig.batch_update():
-            i = 0
-            for settlement, unit in (("linear", "USD"), ("inverse", "coin")):
-                for _, key in self.TRACES:
-                    tr = fig.data[i]
-                    i += 1
+        cells = []
+        for row in range(3):
+            for settlement in ("linear", "inverse"):
+                xs = bq.LinearScale(reverse=row == 2)
+                ys = bq.LinearScale()
+                marks = []
+                for key, (r, label) in self.MARKS.items():
+                    if r != row:
+                        continue
                     if key == "now":
-                        tr.x, tr.y = [d["spot_now"]], [d[settlement + "_now"]["price"]]
-                    elif key == "greek_vs_time":
-                        tr.x, tr.y = d["days_left"], d[settlement][key]
+                        mark = bq.Scatter(x=[0.0], y=[0.0], scales={"x": xs, "y": ys},
+                                          colors=[self._COLORS[key]], default_size=48,
+                                          labels=[label], display_legend=False)
                     else:
-                        tr.x, tr.y = x, d[settlement][key]
-            g, strat = d["greek_name"], d["strategy"]
-            for ann, text in zip(fig.layout.annotations,
-                                 [f"linear: {strat} value (USD)", f"inverse: {strat} value (coin)",
-                                  f"linear (USD-settled): {g} vs spot",
-                                  f"inverse (coin-settled): {g} vs spot",
-                                  f"linear: {g} vs time at F = {d['spot_now']:,.0f}",
-                                  f"inverse: {g} vs time at F = {d['spot_now']:,.0f}"]):
-                ann.text = text
+                        mark = bq.Lines(x=[0.0], y=[0.0], scales={"x": xs, "y": ys},
+                                        colors=[self._COLORS[key]], labels=[label],
+                                        line_style="dashed" if key == "payoff" else "solid",
+                                        display_legend=row == 0 and settlement == "linear")
+                    self.marks[settlement, key] = mark
+                    marks.append(mark)
+                xlabel = ("days to first expiry" if row == 2 else
+                          "underlying (forward) price, USD")
+                fig = bq.Figure(marks=marks, axes=[
+                    bq.Axis(scale=xs, label=xlabel, num_ticks=5, tick_format=",.0f"),
+                    bq.Axis(scale=ys, side="left", num_ticks=5)],
+                    fig_margin=dict(top=30, bottom=45, left=65, right=15),
+                    legend_location="top-left", animation_duration=0,
+                    layout=W.Layout(width="100%", height="250px"))
+                self.figures[settlement, row] = fig
+                cells.append(fig)
+        return W.GridBox(cells, layout=W.Layout(grid_template_columns="1fr 1fr",
+                                                width="100%", max_width="1000px"))
+
+    def _render(self, d: dict) -> None:
+        g, strat, F = d["greek_name"], d["strategy"], d["spot_now"]
+        titles = {0: f"{strat} value", 1: f"{g} vs spot", 2: f"{g} vs time at F = {F:,.0f}"}
+        for settlement, unit in (("linear", "USD"), ("inverse", "coin")):
+            for key in self.MARKS:
+                mark = self.marks[settlement, key]
+                with mark.hold_sync():
+                    if key == "now":
+                        mark.x, mark.y = [F], [d[settlement + "_now"]["price"]]
+                    elif key == "greek_vs_time":
+                        mark.x, mark.y = d["days_left"], d[settlement][key]
+                    else:
+                        mark.x, mark.y = d["spot"], d[settlement][key]
+            for row in range(3):
+                self.figures[settlement, row].title = (
+                    f"{settlement} ({unit}): {titles[row]}")

@@ -7,7 +7,7 @@ prepared once (:func:`pmnb.margin.prepare`) at the move ``s``, which equals
 relative ``s``, as :func:`pmnb.liquidation.liquidation_prices` moves them), the markers are
 :func:`~pmnb.liquidation.liquidation_prices` and the table is
 :func:`~pmnb.liquidation.distance_to_liquidation`. This module chooses the grid, calls those
-functions and draws with a plotly ``FigureWidget`` (traces updated in place).
+functions and draws with bqplot (marks updated in place).
 
 The curve and the liquidation search are heavy (one margin computation per point; a bracketing
 search with Brent refinement): they run on a background thread that keeps only the latest
@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import ipywidgets as W
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
+import bqplot as bq
 
 import pmnb
 import pmnb.demo
@@ -76,9 +76,10 @@ class LiquidationLadder(W.VBox):
 
     Attributes
     ----------
-    fig : plotly.graph_objects.FigureWidget
-        Traces ``equity``, ``maintenance margin``, ``initial margin``, ``liquidation``
-        (vertical segments separated by ``None``), ``spot now`` and ``move``.
+    fig : bqplot.Figure
+        The chart; ``traces`` its ``bqplot.Lines`` marks in order: ``equity``, ``maintenance
+        margin``, ``initial margin``, ``liquidation`` (one vertical segment per price: 2-D
+        ``x``/``y``), ``spot now`` and ``move``.
     curve : DataFrame
         ``spot_shock, price, equity, maintenance, initial, gap`` (margin currency) and the same
         in USD (``equity_usd``, ...), one row per point.
@@ -99,7 +100,7 @@ class LiquidationLadder(W.VBox):
     >>> lad = LiquidationLadder(account="hyperliquid", n_points=21)
     >>> lad.wait()
     True
-    >>> [t.name for t in lad.fig.data][:3]
+    >>> [t.labels[0] for t in lad.traces][:3]
     ['equity', 'maintenance margin', 'initial margin']
     >>> lad.liquidation.table["direction"].tolist()
     ['down']
@@ -171,20 +172,28 @@ class LiquidationLadder(W.VBox):
                            layout=W.Layout(visibility="hidden"))
         self.table = W.HTML(layout=W.Layout(overflow="auto"))
         self.explanation = W.HTML(EXPLANATION, layout=W.Layout(max_width="820px"))
-        # a plain figure first: the first state is drawn into it (inline), then it is wrapped
-        # as a FigureWidget, which sends its whole state once when the page connects (in
-        # Voila, updates made before that never arrive)
-        self.fig = go.Figure(layout=go.Layout(
-            height=420, margin=dict(l=60, r=20, t=40, b=50), hovermode="x unified",
-            legend=dict(orientation="h", y=1.08, x=0), template="plotly_white"))
-        for name, style_ in (("equity", dict(color="#1f77b4", width=2)),
-                             ("maintenance margin", dict(color="#d62728", width=2)),
-                             ("initial margin", dict(color="#ff7f0e", width=1, dash="dot")),
-                             ("liquidation", dict(color="#b00020", width=1.5, dash="dash")),
-                             ("spot now", dict(color="grey", width=1)),
-                             ("move", dict(color="#2ca02c", width=1))):
-            self.fig.add_scatter(x=[], y=[], mode="lines", name=name, line=style_,
-                                 hoverinfo="skip" if name in ("spot now", "move") else None)
+        # bqplot: marks whose x/y are widget state (what the page shows on connecting is the
+        # current state); chosen for 2-D from benchmarks/plotting.py (see pmnb_widgets)
+        self._xs, self._ys = bq.LinearScale(), bq.LinearScale()
+        sc = {"x": self._xs, "y": self._ys}
+        self.traces = []
+        for name, color, style_, width in (("equity", "#1f77b4", "solid", 2),
+                                           ("maintenance margin", "#d62728", "solid", 2),
+                                           ("initial margin", "#ff7f0e", "dotted", 1),
+                                           ("liquidation", "#b00020", "dashed", 1.5),
+                                           ("spot now", "grey", "solid", 1),
+                                           ("move", "#2ca02c", "solid", 1)):
+            self.traces.append(bq.Lines(
+                x=[0.0, 0.0], y=[0.0, 0.0], scales=sc, colors=[color], line_style=style_,
+                stroke_width=width, labels=[name], visible=False,
+                display_legend=name not in ("spot now", "move")))
+        self._xaxis = bq.Axis(scale=self._xs, label="price, USD", tick_format=",.0f",
+                              num_ticks=7)
+        self._yaxis = bq.Axis(scale=self._ys, side="left", label="", num_ticks=6)
+        self.fig = bq.Figure(marks=self.traces, axes=[self._xaxis, self._yaxis],
+                             legend_location="top-left", animation_duration=0,
+                             fig_margin=dict(top=40, bottom=50, left=80, right=20),
+                             layout=W.Layout(width="100%", max_width="900px", height="420px"))
         self.runner.background = False            # the first curve and search: inline
         try:
             if not self._select(account, self.model.value):
@@ -192,7 +201,6 @@ class LiquidationLadder(W.VBox):
                                       f"margined: {self.status.value}", field="account")
         finally:
             self.runner.background = bool(background)
-        self.fig = go.FigureWidget(self.fig)
         super().__init__([
             W.HBox([self.account, self.model, self.units]),
             self.range, self.move, self.status, self.busy, self.fig, self.readout,
@@ -448,20 +456,21 @@ class LiquidationLadder(W.VBox):
         ys = np.concatenate([c[eq], c[mm], c[im]])
         ys = ys[np.isfinite(ys)]
         y0, y1 = (float(ys.min()), float(ys.max())) if len(ys) else (0.0, 1.0)
-        vx, vy = [], []
-        for p in self.markers:
-            vx += [p, p, None]
-            vy += [y0, y1, None]
-        with self.fig.batch_update():
-            self.fig.data[0].update(x=c["price"], y=c[eq])
-            self.fig.data[1].update(x=c["price"], y=c[mm])
-            self.fig.data[2].update(x=c["price"], y=c[im])
-            self.fig.data[3].update(x=vx, y=vy)
-            self.fig.data[4].update(x=[self._spot0, self._spot0], y=[y0, y1])
-            self.fig.layout.xaxis.title = f"{und} price, USD (every price moves together)"
-            self.fig.layout.yaxis.title = unit
-            self.fig.layout.title = (f"{self._state[0]} under {self._state[1]}: equity and "
-                                     "margin vs spot")
+        price = c["price"].to_numpy(dtype=float)
+        with self.fig.hold_sync():
+            for tr, col in zip(self.traces[:3], (eq, mm, im)):
+                tr.x, tr.y, tr.visible = price, c[col].to_numpy(dtype=float), True
+            liq = self.traces[3]
+            if len(self.markers):
+                liq.x = np.array([[p, p] for p in self.markers])
+                liq.y = np.array([[y0, y1]] * len(self.markers))
+            liq.visible = bool(len(self.markers))
+            self.traces[4].x, self.traces[4].y = [self._spot0, self._spot0], [y0, y1]
+            self.traces[4].visible = True
+            self._xaxis.label = f"{und} price, USD (every price moves together)"
+            self._yaxis.label = unit
+            self.fig.title = (f"{self._state[0]} under {self._state[1]}: equity and "
+                              "margin vs spot")
         self._y = (y0, y1)
         self._draw_move()
         self.table.value = self._table_html()
@@ -470,8 +479,9 @@ class LiquidationLadder(W.VBox):
         if getattr(self, "_y", None) is None or self.move_report is None:
             return
         x = self._spot0 * (1.0 + float(self.move.value) / 100.0)
-        with self.fig.batch_update():
-            self.fig.data[5].update(x=[x, x], y=list(self._y))
+        with self.traces[5].hold_sync():
+            self.traces[5].x, self.traces[5].y = [x, x], list(self._y)
+            self.traces[5].visible = True
 
     def _table_html(self) -> str:
         res, d = self.liquidation, self.distances

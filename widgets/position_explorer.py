@@ -79,6 +79,7 @@ class PositionExplorer(W.VBox):
         self.status = W.HTML(value="")
         self.grid = W.HTML(value="", layout=W.Layout(overflow="auto", max_height="420px"))
         self.exposure_view = W.HTML(value="", layout=W.Layout(overflow="auto"))
+        self.exposure_view.add_class("pmnb-exposures")
         self.last_timing: dict[str, float] = {}
         self.table = pd.DataFrame()
         self.exposures = pd.DataFrame()

@@ -115,17 +115,15 @@ def test_greeks_explorer_figure_shows_the_api_numbers():
     ex = GreeksExplorer(strategy="call spread", greek="gamma")
     ex.spot.value = 105_000.0
     d = ex.figure_data()
-    fig = ex.figure
     assert ex.figure in ex.children and ex.widget is ex
     assert set(ex.last_timing) == {"compute_ms", "render_ms"}   # measured, not asserted
-    per_col = len(GreeksExplorer.TRACES)
-    for col, settlement in enumerate(("linear", "inverse")):
-        traces = {key: fig.data[col * per_col + i] for i, (_, key) in
-                  enumerate(GreeksExplorer.TRACES)}
-        np.testing.assert_array_equal(traces["value"].x, d["spot"])
-        np.testing.assert_array_equal(traces["value"].y, d[settlement]["value"])
-        np.testing.assert_array_equal(traces["greek"].y, d[settlement]["greek"])
-        np.testing.assert_array_equal(traces["greek_vs_time"].x, d["days_left"])
+    for settlement in ("linear", "inverse"):
+        mk = {key: ex.marks[settlement, key] for key in GreeksExplorer.MARKS}
+        np.testing.assert_array_equal(mk["value"].x, d["spot"])
+        np.testing.assert_array_equal(mk["value"].y, d[settlement]["value"])
+        np.testing.assert_array_equal(mk["payoff"].y, d[settlement]["payoff"])
+        np.testing.assert_array_equal(mk["greek"].y, d[settlement]["greek"])
+        np.testing.assert_array_equal(mk["greek_vs_time"].x, d["days_left"])
         # greek vs time: the API at the current spot with both legs' time shortened
         for k in (0, 20, 45):
             T = d["days_left"][k] / 365.0
@@ -134,11 +132,12 @@ def test_greeks_explorer_figure_shows_the_api_numbers():
                       - pmnb.greeks(105_000.0, 110_000.0, T, 0.6, 0.0, option_type="call",
                                     model="black76", settlement=settlement,
                                     units="desk")["gamma"])
-            assert traces["greek_vs_time"].y[k] == pytest.approx(float(direct), rel=1e-12,
-                                                                 abs=1e-18)
-        assert traces["now"].x == (105_000.0,)
-        assert traces["now"].y[0] == d[settlement + "_now"]["price"]
-    assert "gamma vs spot" in fig.layout.annotations[2].text
+            assert mk["greek_vs_time"].y[k] == pytest.approx(float(direct), rel=1e-12,
+                                                             abs=1e-18)
+        assert list(mk["now"].x) == [105_000.0]
+        assert mk["now"].y[0] == d[settlement + "_now"]["price"]
+    assert "gamma vs spot" in ex.figures["linear", 1].title
+    assert "inverse (coin)" in ex.figures["inverse", 2].title
 
 
 # ---- PositionExplorer -----------------------------------------------------------------------

@@ -314,16 +314,22 @@ def test_ladder_curve_points_equal_direct_calls(ladder, demo):
                                   collateral=coll)
         assert c["equity"].iloc[i] == pytest.approx(rep.equity, rel=1e-12)
         assert c["maintenance"].iloc[i] == pytest.approx(rep.maintenance, rel=1e-12)
-    eq, mm = ladder.fig.data[0], ladder.fig.data[1]
-    assert eq.name == "equity" and mm.name == "maintenance margin"
+    eq, mm = ladder.traces[0], ladder.traces[1]
+    assert eq.labels == ["equity"] and mm.labels == ["maintenance margin"]
+    assert ladder.fig.marks == ladder.traces
     np.testing.assert_allclose(np.asarray(eq.x, float), c["price"])
     np.testing.assert_allclose(np.asarray(eq.y, float), c["equity"])
     np.testing.assert_allclose(np.asarray(mm.y, float), c["maintenance"])
 
 
-def _markers(fig):
-    xs = [x for x in fig.data[3].x if x is not None]
-    return np.unique(np.asarray(xs, float))
+def _markers(lad):
+    """The liquidation segments drawn: one vertical [p, p] segment per price."""
+    tr = lad.traces[3]
+    if not tr.visible:
+        return np.array([])
+    xs = np.asarray(tr.x, float).reshape(-1, 2)
+    assert (xs[:, 0] == xs[:, 1]).all()
+    return np.unique(xs[:, 0])
 
 
 def test_ladder_markers_where_equity_meets_maintenance(ladder, demo):
@@ -331,7 +337,7 @@ def test_ladder_markers_where_equity_meets_maintenance(ladder, demo):
     res = liquidation_prices(book, market, "hyperliquid", account="hyperliquid",
                              collateral=coll)
     pd.testing.assert_frame_equal(ladder.liquidation.table, res.table)
-    shown = _markers(ladder.fig)
+    shown = _markers(ladder)
     np.testing.assert_allclose(shown, res.table["price"], rtol=1e-12)
     c = ladder.curve
     gap = c["gap"].to_numpy()
@@ -362,10 +368,10 @@ def test_ladder_move_slider_units_and_model(ladder, demo, monkeypatch):
                               collateral=coll)
     assert ladder.move_report.equity == pytest.approx(rep.equity, rel=1e-12)
     assert f"{rep.equity:,.2f}" in ladder.readout.value
-    assert ladder.fig.data[5].x[0] == pytest.approx(market.spot("ETH") * 0.75)
+    assert ladder.traces[5].x[0] == pytest.approx(market.spot("ETH") * 0.75)
     assert "move_ms" in ladder.last_timing            # measured, not asserted
     ladder.units.value = "USD"
-    np.testing.assert_allclose(np.asarray(ladder.fig.data[0].y, float),
+    np.testing.assert_allclose(np.asarray(ladder.traces[0].y, float),
                                ladder.curve["equity_usd"])
     ladder.units.value = "margin currency"
     assert ladder.model.options == ("hyperliquid",)
@@ -378,7 +384,7 @@ def test_ladder_deribit_standard_crossing(demo):
     assert lad.wait()
     gap = lad.curve["gap"].to_numpy()
     flips = np.flatnonzero(np.sign(gap[:-1]) != np.sign(gap[1:]))
-    shown = _markers(lad.fig)
+    shown = _markers(lad)
     assert len(flips) == len(shown) == 1
     assert lad.curve["price"].iloc[flips[0]] <= shown[0] <= lad.curve["price"].iloc[flips[0] + 1]
     rep = pmnb.margin.compute(book, market.shocked(shown[0] / market.spot("BTC") - 1),
@@ -388,11 +394,11 @@ def test_ladder_deribit_standard_crossing(demo):
 
 def test_ladder_errors_keep_last_state(ladder, monkeypatch):
     _without_eth_rates(monkeypatch)
-    before_y = tuple(ladder.fig.data[0].y)
+    before_y = tuple(ladder.traces[0].y)
     ladder.account.value = "deribit-sm"               # its margin cannot be computed
     assert "deribit-sm" in ladder.status.value and "Still showing hyperliquid" in \
         ladder.status.value
-    assert ladder.account.value == "hyperliquid" and tuple(ladder.fig.data[0].y) == before_y
+    assert ladder.account.value == "hyperliquid" and tuple(ladder.traces[0].y) == before_y
     ladder.range.value = (5, 60)                      # a range that does not contain 0
     assert "accepted" in ladder.status.value and ladder.range.value == (-60, 60)
-    assert ladder.wait() and tuple(ladder.fig.data[0].y) == before_y
+    assert ladder.wait() and tuple(ladder.traces[0].y) == before_y
