@@ -432,6 +432,34 @@ def risk_matrix(pnl: Any, cp: PMCurrencyParams = BTC_PM, *, index: float, fut_q_
 
 
 # --- the model --------------------------------------------------------------------------------
+def _totals(p, cp, rm, n_std: int, labels, fut_T, currency: str,
+            notes: list[str]) -> tuple[float, float]:
+    """Initial and maintenance margin from a risk matrix (``round(risk_matrix + mmp_margin +
+    open_orders_margin, 9)`` and ``mm_factor × risk_matrix``), appending the notes of every
+    approximation that took part (shared by the compiled and the reference paths)."""
+    if rm.worst_index >= n_std:
+        notes.append(f"the extended table binds ({labels[rm.worst_index]}): its fraction "
+                     f"({p.extended_fraction!r}) and dampener rule are approximations")
+    elif (rm.counted[n_std:] < 0).any():
+        notes.append("extended-table losses counted with an approximated fraction and "
+                     "dampener (not the binding scenario)")
+    if len(fut_T) and p.roll_shock_rule == "linear" and (
+            cp.annualised_move_risk * np.asarray(fut_T) > cp.min_annualised_move).any():
+        notes.append("roll shock above its floor: annualised_move_risk × T is an "
+                     "approximation (only the floor is verified)")
+    if rm.delta_shock > 0:
+        notes.append("delta shock: the 'excess' formula is an approximation (Deribit's is "
+                     "not published)")
+    if cp.pnl_offset > 0 and cp.max_offsetable_pnl is not None:
+        notes.append("max_offsetable_pnl read as a USD cap on the counted gains "
+                     "(unverified)")
+    rmm = rm.risk_matrix_margin
+    if p.mmp_margin or p.open_orders_margin:
+        notes.append(f"initial includes user-supplied mmp_margin {p.mmp_margin} and "
+                     f"open_orders_margin {p.open_orders_margin} {currency}")
+    return round(rmm + p.mmp_margin + p.open_orders_margin, 9), p.mm_factor * rmm
+
+
 @register("deribit.portfolio")
 class DeribitPortfolio(MarginModel):
     """Deribit segregated portfolio margin (see the module docstring).
@@ -646,28 +674,8 @@ class DeribitPortfolio(MarginModel):
                          delta_total=dtot, extended_fraction=p.extended_fraction,
                          delta_shock_rule=p.delta_shock_rule, roll_shock_rule=p.roll_shock_rule)
         n_std = 3 * (2 * cp.buckets_count + 1)
-        if rm.worst_index >= n_std:
-            notes.append(f"the extended table binds ({labels[rm.worst_index]}): its fraction "
-                         f"({p.extended_fraction!r}) and dampener rule are approximations")
-        elif (rm.counted[n_std:] < 0).any():
-            notes.append("extended-table losses counted with an approximated fraction and "
-                         "dampener (not the binding scenario)")
-        if len(fut) and p.roll_shock_rule == "linear" and (
-                cp.annualised_move_risk * fut_T > cp.min_annualised_move).any():
-            notes.append("roll shock above its floor: annualised_move_risk × T is an "
-                          "approximation (only the floor is verified)")
-        if rm.delta_shock > 0:
-            notes.append("delta shock: the 'excess' formula is an approximation (Deribit's is "
-                         "not published)")
-        if cp.pnl_offset > 0 and cp.max_offsetable_pnl is not None:
-            notes.append("max_offsetable_pnl read as a USD cap on the counted gains "
-                         "(unverified)")
-        rmm = rm.risk_matrix_margin
-        initial = round(rmm + p.mmp_margin + p.open_orders_margin, 9)
-        maintenance = p.mm_factor * rmm
-        if p.mmp_margin or p.open_orders_margin:
-            notes.append(f"initial includes user-supplied mmp_margin {p.mmp_margin} and "
-                         f"open_orders_margin {p.open_orders_margin} {currency}")
+        initial, maintenance = _totals(p, cp, rm, n_std, labels, fut_T if len(fut) else (),
+                                       currency, notes)
 
         # per-position: P&L in the binding scenario; the risk-matrix margin allocated by losses
         worst_pnl = pnl[:, rm.worst_index] if n else np.zeros(0)
@@ -977,28 +985,8 @@ class _PreparedPortfolio(PreparedMargin):
                          extended_fraction=p.extended_fraction,
                          delta_shock_rule=p.delta_shock_rule, roll_shock_rule=p.roll_shock_rule)
         n_std = self.n_std
-        if rm.worst_index >= n_std:
-            notes.append(f"the extended table binds ({self.labels[rm.worst_index]}): its fraction "
-                         f"({p.extended_fraction!r}) and dampener rule are approximations")
-        elif (rm.counted[n_std:] < 0).any():
-            notes.append("extended-table losses counted with an approximated fraction and "
-                         "dampener (not the binding scenario)")
-        if len(fg) and p.roll_shock_rule == "linear" and (
-                cp.annualised_move_risk * self.f_T > cp.min_annualised_move).any():
-            notes.append("roll shock above its floor: annualised_move_risk × T is an "
-                         "approximation (only the floor is verified)")
-        if rm.delta_shock > 0:
-            notes.append("delta shock: the 'excess' formula is an approximation (Deribit's is "
-                         "not published)")
-        if cp.pnl_offset > 0 and cp.max_offsetable_pnl is not None:
-            notes.append("max_offsetable_pnl read as a USD cap on the counted gains "
-                         "(unverified)")
-        rmm = rm.risk_matrix_margin
-        initial = round(rmm + p.mmp_margin + p.open_orders_margin, 9)
-        maintenance = p.mm_factor * rmm
-        if p.mmp_margin or p.open_orders_margin:
-            notes.append(f"initial includes user-supplied mmp_margin {p.mmp_margin} and "
-                         f"open_orders_margin {p.open_orders_margin} {self.currency}")
+        initial, maintenance = _totals(p, cp, rm, n_std, self.labels,
+                                       self.f_T if len(fg) else (), self.currency, notes)
         j = rm.worst_index
         if k:
             pnl_w[self.opt_rows] = q[self.opt_rows] * unit[j, gi] + 0.0

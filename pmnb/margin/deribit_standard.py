@@ -289,6 +289,16 @@ class DeribitStandard(MarginModel):
             notes.append(f"positions of {venues} margined with Deribit's rules")
         return kind, inverse, notes
 
+    def _segregate(self, book, collateral, notes: list[str]):
+        """The margin currency and the rows margined in it (the others are noted as left out:
+        Deribit segregates margin per currency)."""
+        currency, keep, cur_all = self.margin_currency(book, collateral)
+        if not keep.all():
+            others = sorted(set(cur_all[~keep].tolist()))
+            notes.append(f"positions margined in {others} left out (segregated: one report per "
+                         "currency)")
+        return currency, keep
+
     def prepare(self, book, market, *, account=None, collateral=None, orders=None):
         """The account prepared for repeated evaluation (see :mod:`pmnb.margin.prepared`):
         options and futures aggregated per instrument, forwards, vols and marks looked up once,
@@ -311,11 +321,7 @@ class DeribitStandard(MarginModel):
         from pmnb.margin.prepared import PreparedMargin
 
         kind, inverse, notes = self._checks(book, orders)
-        currency, keep, cur_all = self.margin_currency(book, collateral)
-        if not keep.all():
-            others = sorted(set(cur_all[~keep].tolist()))
-            notes.append(f"positions margined in {others} left out (segregated: one report per "
-                         "currency)")
+        currency, keep = self._segregate(book, collateral, notes)
         sub = book if keep.all() else book[keep]
         prep = _PreparedStandard.build(self, sub, market, account, collateral, currency, notes)
         if prep is None:
@@ -398,11 +404,7 @@ class DeribitStandard(MarginModel):
         p = self.params
         kind, inverse, notes = self._checks(book, orders)
         kind = kind()
-        currency, keep, cur_all = self.margin_currency(book, collateral)
-        if not keep.all():
-            others = sorted(set(cur_all[~keep].tolist()))
-            notes.append(f"positions margined in {others} left out (segregated: one report per "
-                         "currency)")
+        currency, keep = self._segregate(book, collateral, notes)
         book = book[keep]
         kind, inverse = kind[keep], inverse[keep]
         n = len(book)
