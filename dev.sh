@@ -55,6 +55,9 @@ case "$cmd" in
         ;;
     test)
         ensure_venv all
+        # the browser tests (tests/browser) drive Debian's chromium through Playwright;
+        # Playwright's own browser download is not used (`playwright install` is never run)
+        [ -x /usr/bin/chromium ] || need_apt --no-install-recommends chromium
         say "running the whole test suite (all markers)"
         exec "$VENV/bin/python" -m pytest "$@"
         ;;

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pmnb
 
-__all__ = ["friendly_message", "status_html", "timer"]
+__all__ = ["demo_defaults", "friendly_message", "status_html", "timer"]
 
 
 def friendly_message(exc: BaseException) -> str:
@@ -40,3 +40,17 @@ def timer(store: dict, key: str):
         yield
     finally:
         store[key] = (time.perf_counter() - t0) * 1e3
+
+
+def demo_defaults(accounts=None, collateral=None, book=None, market=None):
+    """``(accounts, collateral, book, market)`` with what is not given taken from
+    :func:`pmnb.demo.portfolio` (loaded only when something is missing)."""
+    if accounts is None or book is None or market is None:
+        import pmnb.demo
+
+        d_acc, d_coll, d_book, d_mkt = pmnb.demo.portfolio()
+        accounts = d_acc if accounts is None else accounts
+        collateral = d_coll if collateral is None else collateral
+        book = d_book if book is None else book
+        market = d_mkt if market is None else market
+    return accounts, collateral, book, market

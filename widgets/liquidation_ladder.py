@@ -32,7 +32,7 @@ import pmnb.demo
 from pmnb.errors import ValidationError
 from pmnb.liquidation import distance_to_liquidation, liquidation_prices
 
-from ._common import friendly_message, status_html, timer
+from ._common import demo_defaults, friendly_message, status_html, timer
 from .margin_whatif import Cancellable, Cancelled, LatestOnly, account_models, fmt_amount
 
 __all__ = ["LiquidationLadder"]
@@ -112,12 +112,7 @@ class LiquidationLadder(W.VBox):
                  move_range_pct: tuple[float, float] = (-60.0, 300.0), n_points: int = 61,
                  horizon_days: float = 30.0, background: bool = True,
                  liquidation_kwargs: Mapping | None = None) -> None:
-        if accounts is None or book is None or market is None:
-            d_acc, d_coll, d_book, d_mkt = pmnb.demo.portfolio()
-            accounts = d_acc if accounts is None else accounts
-            collateral = d_coll if collateral is None else collateral
-            book = d_book if book is None else book
-            market = d_mkt if market is None else market
+        accounts, collateral, book, market = demo_defaults(accounts, collateral, book, market)
         self.accounts, self.collateral_all = pmnb.book.validate_accounts(accounts, collateral)
         self.book_all = pmnb.validate_positions(book)
         self.market = market

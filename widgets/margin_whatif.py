@@ -39,7 +39,7 @@ import pmnb.demo
 from pmnb.errors import ValidationError
 from pmnb.liquidation import liquidation_prices
 
-from ._common import friendly_message, status_html, timer
+from ._common import demo_defaults, friendly_message, status_html, timer
 
 __all__ = ["Cancellable", "Cancelled", "DERIBIT_MODELS", "LatestOnly", "MarginWhatIf", "METRICS", "account_models",
            "venue_instruments"]
@@ -377,12 +377,7 @@ class MarginWhatIf(W.VBox):
                  instruments: Mapping[str, Sequence[str]] | None = None,
                  background: bool = True,
                  liquidation_kwargs: Mapping | None = None) -> None:
-        if accounts is None or book is None or market is None:
-            d_acc, d_coll, d_book, d_mkt = pmnb.demo.portfolio()
-            accounts = d_acc if accounts is None else accounts
-            collateral = d_coll if collateral is None else collateral
-            book = d_book if book is None else book
-            market = d_mkt if market is None else market
+        accounts, collateral, book, market = demo_defaults(accounts, collateral, book, market)
         self.accounts, collateral = pmnb.book.validate_accounts(accounts, collateral)
         self._all_book = pmnb.validate_positions(book)
         self._all_coll = collateral

@@ -1,0 +1,1 @@
+"""Browser tests of the Voila dashboards (Playwright driving Debian's chromium)."""
