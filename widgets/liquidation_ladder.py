@@ -96,7 +96,7 @@ class LiquidationLadder(W.VBox):
 
     Examples
     --------
-    >>> from pmnb_widgets.liquidation_ladder import LiquidationLadder
+    >>> from pmnb_widgets import LiquidationLadder
     >>> lad = LiquidationLadder(account="hyperliquid", n_points=21)
     >>> lad.wait()
     True

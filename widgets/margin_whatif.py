@@ -358,7 +358,7 @@ class MarginWhatIf(W.VBox):
 
     Examples
     --------
-    >>> from pmnb_widgets.margin_whatif import MarginWhatIf
+    >>> from pmnb_widgets import MarginWhatIf
     >>> ex = MarginWhatIf(account="binance-usdm")
     >>> ex.resize("B-BTCUSDT", -5.0)
     True

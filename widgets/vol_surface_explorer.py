@@ -194,7 +194,7 @@ class VolSurfaceExplorer(W.VBox):
     Examples
     --------
     >>> import pandas as pd
-    >>> from pmnb_widgets.vol_surface_explorer import VolSurfaceExplorer
+    >>> from pmnb_widgets import VolSurfaceExplorer
     >>> ex = VolSurfaceExplorer()
     >>> ex.expiry.value = pd.Timestamp("2026-06-26 08:00", tz="UTC")
     >>> d = ex.figure_data()
@@ -332,7 +332,7 @@ class VolSurfaceExplorer(W.VBox):
         Examples
         --------
         >>> import pmnb
-        >>> from pmnb_widgets.vol_surface_explorer import VolSurfaceExplorer
+        >>> from pmnb_widgets import VolSurfaceExplorer
         >>> ex = VolSurfaceExplorer()
         >>> bad = pmnb.Market.from_dict("2025-12-31", spots={"BTC": 1.0}, vols={"BTC": 0.5})
         >>> ex.set_source(bad), "SVISurface" in ex.status.value, ex.underlying.value
