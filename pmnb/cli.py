@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pmnb.errors import PmnbError
@@ -85,6 +87,19 @@ def voila_command(notebooks: Path, port: int) -> list[str]:
                   "--classic_tree=True"]
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and ``kill`` (SIGTERM) both stop Voila and then this process: SIGINT is
+    restored even when the shell started us with it ignored (a background job), and SIGTERM
+    takes the same path instead of leaving Voila running on its own."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def _dashboards(args: argparse.Namespace) -> int:
     nb = (args.notebooks or _default_notebooks()).resolve()
     if not nb.is_dir() or not any(nb.glob("*.ipynb")):
@@ -100,6 +115,7 @@ def _dashboards(args: argparse.Namespace) -> int:
                         f"pass --port N (or set PMNB_PORT)")
     print(f"pmnb dashboards: serving {nb} at http://127.0.0.1:{args.port}/  (Ctrl-C stops)",
           flush=True)
+    _stop_on_signals()
     proc = subprocess.Popen(cmd, cwd=nb)
     try:
         return proc.wait()

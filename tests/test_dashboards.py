@@ -69,3 +69,50 @@ def test_pmnb_dashboards_serves_rendered_notebooks(tmp_path):
     out = log.read_text()
     assert proc.returncode == 0, out
     assert "pmnb dashboards: stopped" in out
+
+
+def _start_ignoring_sigint(tmp_path):
+    """`pmnb dashboards` started the way a shell starts a background job: SIGINT ignored."""
+    port = _free_port()
+    log = tmp_path / "dashboards.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "pmnb.cli", "dashboards", "--port",
+                                 str(port), "--notebooks", str(ROOT / "notebooks")],
+                                stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.time() + 120
+    while True:
+        try:
+            _get(f"http://127.0.0.1:{port}/", timeout=5)
+            return proc, log
+        except OSError:
+            assert proc.poll() is None, log.read_text()
+            assert time.time() < deadline, "voila did not start: " + log.read_text()
+            time.sleep(0.5)
+
+
+def _group_gone(pgid: int, timeout: float = 30.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_dashboards_stop_with_voila_on_sigint_and_sigterm(tmp_path, signum):
+    proc, log = _start_ignoring_sigint(tmp_path)
+    try:
+        proc.send_signal(signum)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+        assert "pmnb dashboards: stopped" in log.read_text()
+        assert _group_gone(proc.pid), "voila outlived pmnb dashboards"
+    finally:
+        if not _group_gone(proc.pid, timeout=0.1):
+            os.killpg(proc.pid, signal.SIGKILL)
