@@ -294,9 +294,11 @@ def distinct_text(s: pd.Series) -> list[str]:
     return sorted(set(text[np.bincount(codes, minlength=len(text)) > 0].tolist()))
 
 
-def wallet_balance(collateral: pd.DataFrame | None, currency: str, notes: list[str]) -> float:
+def wallet_balance(collateral: pd.DataFrame | None, currency: str, notes: list[str],
+                   reason: str | None = None) -> float:
     """The account's wallet balance in ``currency``; other collateral assets are ignored,
-    and ``notes`` says so (never silently).
+    and ``notes`` says so (never silently), with ``reason`` when given (e.g. "segregated BTC
+    margin").
 
     Examples
     --------
@@ -310,8 +312,9 @@ def wallet_balance(collateral: pd.DataFrame | None, currency: str, notes: list[s
     assets = collateral["asset"].astype(str)
     other = sorted(set(assets) - {currency})
     if other:
-        notes.append(f"collateral other than {currency} ignored: {', '.join(other)}")
-    return float(collateral.loc[assets == currency, "balance"].sum())
+        notes.append(f"collateral other than {currency} ignored: {', '.join(other)}"
+                     if reason is None else f"collateral in {other} not counted ({reason})")
+    return float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
 
 
 def usd_per_unit(market, currency: str, notes: list[str]) -> float:

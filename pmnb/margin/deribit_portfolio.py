@@ -77,7 +77,7 @@ import pandas as pd
 
 from pmnb.errors import ValidationError
 from pmnb.margin import (MarginModel, MarginParams, MarginReport, distinct_text, register,
-                         text_values)
+                         text_values, wallet_balance)
 from pmnb.margin.prepared import MarginState, PreparedMargin
 from pmnb.margin.deribit_standard import _choice
 
@@ -700,13 +700,7 @@ class DeribitPortfolio(MarginModel):
             "vol_scenario": np.array(_VOL_NAMES)[vol], "pnl": rm.aggregated + 0.0,
             "weight": wts, "counted": rm.counted + 0.0}, index=pd.Index(labels, name="scenario"))
 
-        balance = 0.0
-        if collateral is not None and len(collateral):
-            assets = collateral["asset"].astype(str)
-            balance = float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
-            others = sorted(set(assets) - {currency})
-            if others:
-                notes.append(f"collateral in {others} not counted (segregated {currency} PM)")
+        balance = wallet_balance(collateral, currency, notes, f"segregated {currency} PM")
         equity = balance + float(value.sum())
         return MarginReport(self.name, p.rule_version, account, currency, float(initial),
                             float(maintenance), equity, float(index), positions, scenarios=scen,
@@ -829,14 +823,9 @@ class _PreparedPortfolio(PreparedMargin):
             self.f_R = float(np.abs(self.f_qp) @ rate)
             self.f_S = np.bincount(fr, weights=qr, minlength=len(fg))
             self.f_A = np.bincount(fr, weights=qr / self.f_entry, minlength=len(fg))
-        balance = 0.0
-        self.coll_note = None
-        if collateral is not None and len(collateral):
-            assets = collateral["asset"].astype(str)
-            balance = float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
-            others = sorted(set(assets) - {currency})
-            if others:
-                self.coll_note = f"collateral in {others} not counted (segregated {currency} PM)"
+        coll_notes: list[str] = []
+        balance = wallet_balance(collateral, currency, coll_notes, f"segregated {currency} PM")
+        self.coll_note = coll_notes[0] if coll_notes else None
         self.balance = balance
         self.const_equity = balance + float(self.exp_value.sum())
         self.notes = notes

@@ -75,7 +75,7 @@ import pandas as pd
 
 from pmnb.errors import ValidationError
 from pmnb.margin import (MarginModel, MarginParams, MarginReport, distinct_text, register,
-                         text_codes, usd_per_unit)
+                         text_codes, usd_per_unit, wallet_balance)
 from pmnb.margin.prepared import SHOCK_STABLE, MarginState, PreparedMargin
 
 __all__ = ["DEFAULT_FUTURES", "DeribitStandard", "DeribitStandardParams", "FuturesRates",
@@ -460,13 +460,7 @@ class DeribitStandard(MarginModel):
             if len(j) > 1:
                 notes.append(f"{sym}: {len(j)} rows netted to one position")
 
-        balance = 0.0
-        if collateral is not None and len(collateral):
-            assets = collateral["asset"].astype(str)
-            balance = float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
-            others = sorted(set(assets) - {currency})
-            if others:
-                notes.append(f"collateral in {others} not counted (segregated {currency} margin)")
+        balance = wallet_balance(collateral, currency, notes, f"segregated {currency} margin")
         equity = balance + float(value.sum())
         delta: dict[str, float] = {}
         if n:
@@ -600,13 +594,7 @@ class _PreparedStandard(PreparedMargin):
             self.share = np.where(wsum[inv] > 0, aq / wsum[inv], 1.0 / counts[inv])
         self.share[~self.live_g[inv]] = 0.0
         self.kind_g, self.inverse_g, self.spot_g = kind_g, inverse_g, spot_g
-        balance = 0.0
-        if collateral is not None and len(collateral):
-            assets = collateral["asset"].astype(str)
-            balance = float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
-            others = sorted(set(assets) - {currency})
-            if others:
-                notes.append(f"collateral in {others} not counted (segregated {currency} margin)")
+        balance = wallet_balance(collateral, currency, notes, f"segregated {currency} margin")
         self.balance = balance
         self.const_equity = balance + float(self.exp_value.sum())
         self.notes = notes

@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from pmnb.errors import ValidationError
-from pmnb.margin import MarginModel, MarginParams, MarginReport, register
+from pmnb.margin import MarginModel, MarginParams, MarginReport, register, wallet_balance
 
 __all__ = ["N_SCENARIOS", "Span", "SpanParams", "SpanResult", "aggregate", "future_risk_arrays",
            "intermonth_spreads", "option_risk_arrays", "risk_arrays", "scenario_table"]
@@ -546,13 +546,7 @@ class Span(MarginModel):
                                   "loss_worst": pos_loss + 0.0, "value": val + 0.0,
                                   "initial": alloc, "maintenance": p.maintenance_ratio * alloc},
                                  index=book.index)
-        balance = 0.0
-        if collateral is not None and len(collateral):
-            assets = collateral["asset"].astype(str)
-            balance = float(collateral.loc[(assets == currency).to_numpy(), "balance"].sum())
-            others = sorted(set(assets) - {currency})
-            if others:
-                notes.append(f"collateral in {others} not counted (margin currency {currency})")
+        balance = wallet_balance(collateral, currency, notes, f"margin currency {currency}")
         usd = float(_asset_prices(np.array([currency]), market)[0][0])
         return MarginReport(self.name, p.rule_version, account, currency, float(total),
                             float(p.maintenance_ratio * total), balance + float(val.sum()), usd,
