@@ -68,16 +68,16 @@ def _validated(frame: pd.DataFrame) -> pd.DataFrame:
     the user later writes into, which changes the fingerprint, so an edited frame is always
     validated again. The cached book itself is never handed out (callers get shallow copies)
     and is frozen for :mod:`pmnb.book`'s memoised derived data."""
-    key = id(frame)
+    key, fp = id(frame), _fingerprint(frame)
     hit = _VALIDATED.get(key)
-    if hit is not None and hit[0]() is frame and hit[1] == _fingerprint(frame):
+    if hit is not None and hit[0]() is frame and hit[1] == fp:
         _VALIDATED.move_to_end(key)
         return hit[3]
     book = _book.validate_positions(frame)          # raises on bad input: nothing cached
     _book._freeze(book)
     keeper = frame.copy(deep=False)                 # holds the blocks: writes must copy
-    _VALIDATED[key] = (weakref.ref(frame, lambda _r, k=key: _VALIDATED.pop(k, None)),
-                       _fingerprint(frame), keeper, book)
+    _VALIDATED[key] = (weakref.ref(frame, lambda _r, k=key: _VALIDATED.pop(k, None)), fp,
+                       keeper, book)
     _VALIDATED.move_to_end(key)
     while len(_VALIDATED) > CACHE_SIZE:
         _VALIDATED.popitem(last=False)

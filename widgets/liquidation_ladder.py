@@ -33,7 +33,8 @@ from pmnb.errors import ValidationError
 from pmnb.liquidation import distance_to_liquidation, liquidation_prices
 
 from ._common import demo_defaults, friendly_message, status_html, timer
-from .margin_whatif import Cancellable, Cancelled, LatestOnly, account_models, fmt_amount
+from .margin_whatif import (Cancellable, Cancelled, LatestOnly, account_models, default_account,
+                           fmt_amount)
 
 __all__ = ["LiquidationLadder"]
 
@@ -137,9 +138,7 @@ class LiquidationLadder(W.VBox):
         self.last_timing: dict[str, float] = {}
         self._state: tuple | None = None          # (account, model) last shown
 
-        if account is None:
-            pm = [a for a, m in self.models.items() if m[0] == "deribit.portfolio"]
-            account = pm[0] if pm else next(iter(self.models))
+        account = default_account(self.models) if account is None else account
         style = {"description_width": "90px"}
         self.account = W.Dropdown(options=list(self.models), value=account,
                                   description="Account", style=style,
@@ -189,7 +188,9 @@ class LiquidationLadder(W.VBox):
                              legend_location="top-left", animation_duration=0,
                              fig_margin=dict(top=40, bottom=50, left=80, right=20),
                              layout=W.Layout(width="100%", max_width="900px", height="420px"))
-        self.runner.background = False            # the first curve and search: inline
+        # the first curve and search run inline: when the notebook has run (Voila renders
+        # then), the chart is already drawn rather than still computing
+        self.runner.background = False
         try:
             if not self._select(account, self.model.value):
                 raise ValidationError(f"LiquidationLadder: the initial account cannot be "

@@ -100,6 +100,19 @@ def account_models(accounts: pd.DataFrame) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def default_account(models: Mapping[str, tuple]) -> str:
+    """The account an explorer opens on: the first portfolio-margin Deribit account, else the
+    first account with a model (``models`` as :func:`account_models` returns it).
+
+    Examples
+    --------
+    >>> default_account({"b": ("binance.usdm",), "d": ("deribit.portfolio", "deribit.standard")})
+    'd'
+    """
+    pm = [a for a, m in models.items() if m[0] == "deribit.portfolio"]
+    return pm[0] if pm else next(iter(models))
+
+
 def venue_instruments(market, venue: str) -> list[str]:
     """Symbols a what-if trade can use on ``venue``: the market's venue marks (perpetuals), and
     for Deribit the futures and options of the shipped snapshot taken at the market's own time
@@ -401,9 +414,7 @@ class MarginWhatIf(W.VBox):
         self.last_timing: dict[str, float] = {}
         self._liq_state: dict = {}
 
-        if account is None:
-            pm = [a for a, m in self.models.items() if m[0] == "deribit.portfolio"]
-            account = pm[0] if pm else next(iter(self.models))
+        account = default_account(self.models) if account is None else account
         style = {"description_width": "80px"}
         self.account = W.Dropdown(options=list(self.models), value=account,
                                   description="Account", style=style,
